@@ -1,0 +1,94 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings shared by every target: Swift 6 language mode with strict concurrency is the
+/// default for tools-version 6; these upcoming features keep imports and existentials explicit.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "chat-store",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chat-cli", targets: ["chat-cli"]),
+        .executable(name: "chat-server", targets: ["chat-server"]),
+        .library(name: "SyncEngine", targets: ["SyncEngine"]),
+        .library(name: "LocalStore", targets: ["LocalStore"]),
+        .library(name: "SyncServer", targets: ["SyncServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // Pure sync logic shared by client and server: clocks, vectors, merge rules, wire protocol, client loop.
+        .target(name: "SyncEngine", swiftSettings: swiftSettings),
+        // The client's SQLite replica.
+        .target(
+            name: "LocalStore",
+            dependencies: ["SyncEngine", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        // The client side of the wire: the sync protocol over HTTP.
+        .target(
+            name: "HTTPTransport",
+            dependencies: [
+                "SyncEngine",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The sync server: canonical Postgres store, auth, sync endpoints.
+        .target(
+            name: "SyncServer",
+            dependencies: [
+                "SyncEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "chat-server",
+            dependencies: [
+                "SyncServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "chat-cli",
+            dependencies: [
+                "SyncEngine", "LocalStore", "HTTPTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Helpers for tests: a private Postgres handle, server processes, seeded randomness.
+        .target(
+            name: "TestSupport",
+            dependencies: ["SyncEngine", "LocalStore", "SyncServer", "HTTPTransport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LocalStoreTests", dependencies: ["LocalStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SyncServerTests",
+            dependencies: [
+                "SyncServer", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "LocalStore", "HTTPTransport"], swiftSettings: swiftSettings),
+    ]
+)

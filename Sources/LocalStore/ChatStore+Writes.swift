@@ -1,0 +1,280 @@
+import GRDB
+import SyncEngine
+
+/// The write API a chat client needs. Each method is one transaction: rows, stamps, session
+/// aggregates and the outbox entry are stored together or not at all.
+extension ChatStore {
+    // MARK: Sessions
+
+    @discardableResult
+    public func createSession(
+        title: String?, agent: String, provider: String, model: String, projectPath: String, id: String = ChatStore.newID()
+    ) throws -> Session {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let at = now()
+            try write(db, stamp: stamp, ChatSchema.sessions, id: id, set: [
+                "title": title.map(JSONValue.string) ?? .null, "agent": .string(agent), "provider": .string(provider),
+                "model": .string(model), "project_path": .string(projectPath), "created_at": .int(at),
+                "last_active_at": .int(at),
+            ], creating: true)
+            return try requireSession(db, id)
+        }
+    }
+
+    public func renameSession(id: String, title: String?) throws {
+        try writer.write { db in
+            try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
+                      set: ["title": title.map(JSONValue.string) ?? .null])
+        }
+    }
+
+    /// Archives (or, with `archived: false`, restores) a session. Archived sessions stay in the
+    /// replica and sync; lists hide them unless asked.
+    public func archiveSession(id: String, archived: Bool = true) throws {
+        try writer.write { db in
+            try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
+                      set: ["archived_at": archived ? .int(now()) : .null])
+        }
+    }
+
+    /// Deletes a session with its messages, parts and artifacts. The delete syncs as a tombstone
+    /// and wins over concurrent edits on other devices.
+    public func deleteSession(id: String) throws {
+        try writer.write { db in
+            try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id, delete: true)
+        }
+    }
+
+    // MARK: Messages
+
+    /// Stores a user message, complete, with one text part, and marks the session active.
+    @discardableResult
+    public func appendUserMessage(sessionID: String, text: String, id: String = ChatStore.newID(),
+                                  partID: String = ChatStore.newID()) throws -> Message {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let session = try requireSession(db, sessionID)
+            let at = now()
+            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
+                "session_id": .string(sessionID), "role": "user", "status": "complete",
+                "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
+                "created_at": .int(at), "completed_at": .int(at),
+            ], creating: true)
+            try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
+                "message_id": .string(id), "index": 0, "type": "text", "content": ["text": .string(text)],
+                "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
+                "started_at": .int(at), "completed_at": .int(at),
+            ], creating: true)
+            try touchSession(db, stamp: stamp, sessionID, at: at)
+            return try requireMessage(db, id)
+        }
+    }
+
+    /// Stores an assistant message with status `pending`, before the first token arrives.
+    @discardableResult
+    public func startAssistantMessage(
+        sessionID: String, agent: String? = nil, provider: String? = nil, model: String? = nil, id: String = ChatStore.newID()
+    ) throws -> Message {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let session = try requireSession(db, sessionID)
+            let at = now()
+            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
+                "session_id": .string(sessionID), "role": "assistant", "status": "pending",
+                "agent": .string(agent ?? session.agent), "provider": .string(provider ?? session.provider),
+                "model": .string(model ?? session.model), "created_at": .int(at),
+            ], creating: true)
+            try touchSession(db, stamp: stamp, sessionID, at: at)
+            return try requireMessage(db, id)
+        }
+    }
+
+    /// Adds a part to a pending message, at the next `index`. A finished `tool_result` with a
+    /// tool name and duration also grows the session's tool time and tool counts.
+    @discardableResult
+    public func addPart(
+        messageID: String, type: PartType, content: JSONValue, stepIndex: Int? = nil, toolName: String? = nil,
+        toolCallID: String? = nil, startedAt: Millis? = nil, completedAt: Millis? = nil, toolDurationMs: Int64? = nil,
+        id: String = ChatStore.newID()
+    ) throws -> MessagePart {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let message = try requirePendingMessage(db, messageID)
+            let index = try Int.fetchOne(
+                db, sql: #"SELECT COALESCE(MAX("index"), -1) + 1 FROM message_parts WHERE message_id = ?"#,
+                arguments: [messageID]) ?? 0
+            try write(db, stamp: stamp, ChatSchema.messageParts, id: id, set: [
+                "message_id": .string(messageID), "index": .int(Int64(index)),
+                "step_index": stepIndex.map { .int(Int64($0)) } ?? .null, "type": .string(type.rawValue),
+                "content": content, "agent": .string(message.agent), "provider": .string(message.provider),
+                "model": .string(message.model), "started_at": startedAt.map(JSONValue.int) ?? .int(now()),
+                "completed_at": completedAt.map(JSONValue.int) ?? .null, "tool_name": toolName.map(JSONValue.string) ?? .null,
+                "tool_call_id": toolCallID.map(JSONValue.string) ?? .null,
+                "tool_duration_ms": toolDurationMs.map(JSONValue.int) ?? .null,
+            ], creating: true)
+            if type == .toolResult, let toolName, let toolDurationMs {
+                try recordToolRun(db, stamp: stamp, sessionID: message.sessionID, tool: toolName, durationMs: toolDurationMs)
+            }
+            return try requirePart(db, id)
+        }
+    }
+
+    /// Rewrites a part of a pending message (streamed text grows this way). However many times a
+    /// part is rewritten before a push, it stays one pending change.
+    public func updatePart(id: String, content: JSONValue, completedAt: Millis? = nil) throws {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let part = try requirePart(db, id)
+            _ = try requirePendingMessage(db, part.messageID)
+            var values: [String: JSONValue] = ["content": content]
+            if let completedAt { values["completed_at"] = .int(completedAt) }
+            try write(db, stamp: stamp, ChatSchema.messageParts, id: id, set: values)
+        }
+    }
+
+    /// Completes a pending assistant message with its usage and latency; the session's token
+    /// totals grow by the same amounts in the same transaction.
+    public func completeMessage(id: String, usage: Usage, latencyMs: Int64, completedAt: Millis? = nil) throws {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let message = try requirePendingMessage(db, id)
+            let at = completedAt ?? now()
+            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
+                "status": "complete", "completed_at": .int(at), "latency_ms": .int(latencyMs),
+                "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens),
+                "total_tokens": .int(usage.totalTokens), "cached_input_tokens": .int(usage.cachedInputTokens),
+                "reasoning_tokens": .int(usage.reasoningTokens),
+            ])
+            try write(db, stamp: stamp, ChatSchema.sessions, id: message.sessionID, set: ["last_active_at": .int(at)], add: [
+                "total_input_tokens": usage.promptTokens, "total_output_tokens": usage.completionTokens,
+                "total_cached_tokens": usage.cachedInputTokens, "total_reasoning_tokens": usage.reasoningTokens,
+            ])
+        }
+    }
+
+    /// Ends a pending message with status `error`: the error fields are set and an `error` part
+    /// records them. `isAborted` marks a user abort; what was received so far is kept.
+    public func failMessage(
+        id: String, error: String, errorType: String, details: JSONValue? = nil, isAborted: Bool = false,
+        usage: Usage? = nil, latencyMs: Int64? = nil, partID: String = ChatStore.newID()
+    ) throws {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            let message = try requirePendingMessage(db, id)
+            let at = now()
+            var values: [String: JSONValue] = [
+                "status": "error", "completed_at": .int(at), "error": .string(error), "error_type": .string(errorType),
+                "error_details": details ?? .null, "is_aborted": .bool(isAborted),
+            ]
+            if let latencyMs { values["latency_ms"] = .int(latencyMs) }
+            if let usage {
+                values["prompt_tokens"] = .int(usage.promptTokens)
+                values["completion_tokens"] = .int(usage.completionTokens)
+                values["total_tokens"] = .int(usage.totalTokens)
+                values["cached_input_tokens"] = .int(usage.cachedInputTokens)
+                values["reasoning_tokens"] = .int(usage.reasoningTokens)
+            }
+            let index = try Int.fetchOne(
+                db, sql: #"SELECT COALESCE(MAX("index"), -1) + 1 FROM message_parts WHERE message_id = ?"#,
+                arguments: [id]) ?? 0
+            try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
+                "message_id": .string(id), "index": .int(Int64(index)), "type": "error",
+                "content": ["message": .string(error), "type": .string(errorType), "details": details ?? .null,
+                            "isAborted": .bool(isAborted)],
+                "agent": .string(message.agent), "provider": .string(message.provider), "model": .string(message.model),
+                "started_at": .int(at), "completed_at": .int(at),
+            ], creating: true)
+            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: values)
+            var counters: [String: Int64] = [:]
+            if let usage {
+                counters = ["total_input_tokens": usage.promptTokens, "total_output_tokens": usage.completionTokens,
+                            "total_cached_tokens": usage.cachedInputTokens, "total_reasoning_tokens": usage.reasoningTokens]
+            }
+            try write(db, stamp: stamp, ChatSchema.sessions, id: message.sessionID, set: ["last_active_at": .int(at)], add: counters)
+        }
+    }
+
+    /// Attaches an artifact (a file or a diff) to a part; one per part.
+    @discardableResult
+    public func addArtifact(
+        partID: String, kind: String, path: String? = nil, mime: String? = nil, size: Int64? = nil, sha256: String? = nil,
+        id: String = ChatStore.newID()
+    ) throws -> Artifact {
+        try writer.write { db in
+            let stamp = try nextStamp(db)
+            _ = try requirePart(db, partID)
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM artifacts WHERE message_part_id = ?", arguments: [partID]) == true {
+                throw LocalStoreError.conflict("that message part already has an artifact")
+            }
+            try write(db, stamp: stamp, ChatSchema.artifacts, id: id, set: [
+                "message_part_id": .string(partID), "kind": .string(kind), "path": path.map(JSONValue.string) ?? .null,
+                "mime": mime.map(JSONValue.string) ?? .null, "size": size.map(JSONValue.int) ?? .null,
+                "sha256": sha256.map(JSONValue.string) ?? .null,
+            ], creating: true)
+            guard let artifact = try artifact(db, id: id) else { throw LocalStoreError.notFound(table: "artifacts", id: id) }
+            return artifact
+        }
+    }
+
+    // MARK: Aggregates
+
+    private func touchSession(_ db: Database, stamp: Stamp, _ sessionID: String, at: Millis) throws {
+        try write(db, stamp: stamp, ChatSchema.sessions, id: sessionID, set: ["last_active_at": .int(at)])
+    }
+
+    private func recordToolRun(_ db: Database, stamp: Stamp, sessionID: String, tool: String, durationMs: Int64) throws {
+        try write(db, stamp: stamp, ChatSchema.sessions, id: sessionID, add: [
+            "total_tool_time_ms": max(0, durationMs),
+            CounterKey.make(column: "tool_counts_json", key: tool): 1,
+        ])
+    }
+
+    // MARK: The one write path
+
+    /// Stamps `values` and counter increments onto a row, merges them into its state with the
+    /// shared merge rules, stores the result and records the row in the outbox.
+    func write(
+        _ db: Database, stamp: Stamp, _ schema: TableSchema, id: String, set values: [String: JSONValue] = [:],
+        add increments: [String: Int64] = [:], delete: Bool = false, creating: Bool = false
+    ) throws {
+        let current = try RowIO.load(db, schema, id: id)
+        if current?.isDeleted == true || (current == nil && !creating) {
+            throw LocalStoreError.notFound(table: schema.name, id: id)
+        }
+        if creating, current != nil {
+            throw LocalStoreError.conflict("a \(LocalStoreError.noun(schema.name)) with id \(id) already exists")
+        }
+        var change = RowChange(table: schema.name, id: id, vv: current?.vv ?? .empty)
+        change.vv.record(stamp)
+        if delete {
+            change.tombstone = stamp
+        } else {
+            for (column, value) in values { change.fields[column] = FieldValue(value, stamp: stamp) }
+            for (name, amount) in increments where amount > 0 {
+                var counter = current?.counters[name] ?? Counter()
+                counter.add(amount, for: replicaID)
+                change.counters[name] = counter
+            }
+        }
+        do throws(ValidationError) {
+            try validator.validate(change, nowMillis: now())
+        } catch {
+            throw LocalStoreError.invalid(error.message)
+        }
+        if creating, let parent = schema.parent, let parentID = values[parent.column]?.stringValue,
+           let parentSchema = ChatSchema.table(parent.table)
+        {
+            guard let parentState = try RowIO.load(db, parentSchema, id: parentID), !parentState.isDeleted else {
+                throw LocalStoreError.notFound(table: parent.table, id: parentID)
+            }
+        }
+        let result = Merge.apply(change, to: current, schema: schema)
+        if creating, !ChangeValidator.missingRequired(result.state).isEmpty {
+            throw LocalStoreError.invalid("\(schema.name) needs \(ChangeValidator.missingRequired(result.state).joined(separator: ", "))")
+        }
+        guard result.outcome != .unchanged else { return }
+        try RowIO.store(db, result.state, schema: schema, nowMillis: now())
+        try Outbox.mark(db, RowKey(table: schema.name, id: id), columns: Set(values.keys), nowMillis: now())
+    }
+}

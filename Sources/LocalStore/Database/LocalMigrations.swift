@@ -1,0 +1,153 @@
+import GRDB
+
+/// The replica's schema, as named, append-only GRDB migrations. A migration that has landed is
+/// never edited; changes come as new migrations.
+enum LocalMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-chat-tables", migrate: createChatTables)
+        migrator.registerMigration("v1-sync-metadata", migrate: createSyncTables)
+        return migrator
+    }
+
+    /// The seed plan's four tables with every column: timestamps as epoch milliseconds, JSON as
+    /// text. `sync_meta` holds the row's version vector, field stamps and counter contributions.
+    private static func createChatTables(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY NOT NULL,
+                title TEXT,
+                agent TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                project_path TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                last_active_at INTEGER,
+                total_input_tokens INTEGER,
+                total_output_tokens INTEGER,
+                total_cached_tokens INTEGER,
+                total_reasoning_tokens INTEGER,
+                total_tool_time_ms INTEGER,
+                tool_counts_json TEXT,
+                archived_at INTEGER,
+                sync_meta TEXT NOT NULL
+            );
+            CREATE INDEX sessions_last_active ON sessions(last_active_at DESC, id DESC);
+
+            CREATE TABLE messages (
+                id TEXT PRIMARY KEY NOT NULL,
+                session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                role TEXT NOT NULL,
+                status TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                completed_at INTEGER,
+                latency_ms INTEGER,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                total_tokens INTEGER,
+                cached_input_tokens INTEGER,
+                reasoning_tokens INTEGER,
+                error TEXT,
+                error_type TEXT,
+                error_details TEXT,
+                is_aborted INTEGER,
+                sync_meta TEXT NOT NULL
+            );
+            CREATE INDEX messages_session_created ON messages(session_id, created_at, id);
+
+            CREATE TABLE message_parts (
+                id TEXT PRIMARY KEY NOT NULL,
+                message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+                "index" INTEGER NOT NULL,
+                step_index INTEGER,
+                type TEXT NOT NULL,
+                content TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                started_at INTEGER,
+                completed_at INTEGER,
+                tool_name TEXT,
+                tool_call_id TEXT,
+                tool_duration_ms INTEGER,
+                sync_meta TEXT NOT NULL
+            );
+            CREATE INDEX message_parts_message_index ON message_parts(message_id, "index", id);
+
+            CREATE TABLE artifacts (
+                id TEXT PRIMARY KEY NOT NULL,
+                message_part_id TEXT NOT NULL UNIQUE REFERENCES message_parts(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                path TEXT,
+                mime TEXT,
+                size INTEGER,
+                sha256 TEXT,
+                sync_meta TEXT NOT NULL
+            );
+            """)
+    }
+
+    /// Sync bookkeeping: the replica's identity and clock, the outbox, tombstones, rows parked
+    /// until their parent arrives, and the conflict ledger.
+    private static func createSyncTables(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE sync_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                replica_id TEXT NOT NULL,
+                hlc TEXT NOT NULL,
+                pull_cursor INTEGER NOT NULL DEFAULT 0,
+                last_sync_at INTEGER,
+                last_push_at INTEGER,
+                server_url TEXT,
+                token TEXT
+            );
+
+            -- One entry per row with unpushed writes: rewriting a row again only widens
+            -- `columns` and bumps `revision`, so a streamed part leaves one pending change.
+            CREATE TABLE sync_outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                table_name TEXT NOT NULL,
+                row_id TEXT NOT NULL,
+                columns TEXT NOT NULL,
+                revision INTEGER NOT NULL DEFAULT 1,
+                first_written_at INTEGER NOT NULL,
+                UNIQUE (table_name, row_id)
+            );
+
+            CREATE TABLE sync_tombstones (
+                table_name TEXT NOT NULL,
+                row_id TEXT NOT NULL,
+                sync_meta TEXT NOT NULL,
+                deleted_at INTEGER NOT NULL,
+                PRIMARY KEY (table_name, row_id)
+            ) WITHOUT ROWID;
+
+            -- Pulled rows whose parent has not arrived yet (pull order is server order, not
+            -- parent order); applied as soon as the parent is stored.
+            CREATE TABLE sync_parked (
+                table_name TEXT NOT NULL,
+                row_id TEXT NOT NULL,
+                parent_id TEXT NOT NULL,
+                change TEXT NOT NULL,
+                PRIMARY KEY (table_name, row_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX sync_parked_parent ON sync_parked(parent_id);
+
+            CREATE TABLE sync_conflicts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                detected_at INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                table_name TEXT NOT NULL,
+                row_id TEXT NOT NULL,
+                column_name TEXT,
+                winner TEXT,
+                winner_stamp TEXT,
+                loser TEXT,
+                loser_stamp TEXT
+            );
+            """)
+    }
+}

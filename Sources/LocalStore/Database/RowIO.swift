@@ -1,0 +1,85 @@
+import GRDB
+import SyncEngine
+
+/// Generic reading and writing of row states, driven by `ChatSchema`.
+enum RowIO {
+    /// The state of a row: live, a tombstone, or `nil` when this replica has never seen it.
+    static func load(_ db: Database, _ schema: TableSchema, id: String) throws -> RowChange? {
+        if let row = try Row.fetchOne(db, sql: "SELECT * FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [id]) {
+            return try state(from: row, schema: schema)
+        }
+        if let text = try String.fetchOne(
+            db, sql: "SELECT sync_meta FROM sync_tombstones WHERE table_name = ? AND row_id = ?",
+            arguments: [schema.name, id])
+        {
+            let meta = try WireJSON.decode(RowMeta.self, from: text)
+            return RowChange(table: schema.name, id: id, vv: meta.vv, tombstone: meta.tombstone)
+        }
+        return nil
+    }
+
+    /// Rebuilds a live row's state from its columns and `sync_meta`.
+    static func state(from row: Row, schema: TableSchema) throws -> RowChange {
+        let id: String = row["id"]
+        let meta = try WireJSON.decode(RowMeta.self, from: row["sync_meta"] as String)
+        var values: [String: JSONValue] = [:]
+        for column in schema.fieldColumns where meta.stamps[column.name] != nil {
+            values[column.name] = try jsonValue(row[column.name], type: column.type)
+        }
+        return meta.state(table: schema.name, id: id, values: values)
+    }
+
+    /// Writes a state: a live row is upserted with every column (never `INSERT OR REPLACE`, which
+    /// would fire the cascades); a tombstone deletes the row, its descendants going with it.
+    static func store(_ db: Database, _ state: RowChange, schema: TableSchema, nowMillis: Int64) throws {
+        if let tombstone = state.tombstone {
+            try db.execute(sql: "DELETE FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [state.id])
+            let meta = RowMeta(vv: state.vv, tombstone: tombstone)
+            try db.execute(
+                sql: """
+                    INSERT INTO sync_tombstones (table_name, row_id, sync_meta, deleted_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (table_name, row_id) DO UPDATE SET sync_meta = excluded.sync_meta
+                    """,
+                arguments: [schema.name, state.id, try WireJSON.encodeString(meta), nowMillis])
+            return
+        }
+        let values = state.materialized(schema: schema)
+        var arguments: [(any DatabaseValueConvertible)?] = [state.id]
+        for column in schema.columns {
+            arguments.append(try databaseValue(values[column.name] ?? .null, type: column.type))
+        }
+        arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
+        try db.execute(sql: upsertSQL(schema), arguments: StatementArguments(arguments))
+    }
+
+    private static func upsertSQL(_ schema: TableSchema) -> String {
+        let columns = ["id"] + schema.columns.map(\.name) + ["sync_meta"]
+        let names = columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+        let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+        let updates = columns.dropFirst().map { "\($0.quotedDatabaseIdentifier) = excluded.\($0.quotedDatabaseIdentifier)" }
+            .joined(separator: ", ")
+        return "INSERT INTO \(schema.name.quotedDatabaseIdentifier) (\(names)) VALUES (\(marks)) ON CONFLICT (id) DO UPDATE SET \(updates)"
+    }
+
+    static func databaseValue(_ value: JSONValue, type: ColumnType) throws -> (any DatabaseValueConvertible)? {
+        switch (value, type) {
+        case (.null, _): return nil
+        case (.bool(let b), _): return b ? 1 : 0
+        case (_, .json): return try WireJSON.encodeString(value)
+        case (.string(let s), _): return s
+        case (.int(let i), _): return i
+        case (.double(let d), _): return d
+        default: return try WireJSON.encodeString(value)
+        }
+    }
+
+    static func jsonValue(_ dbValue: DatabaseValue, type: ColumnType) throws -> JSONValue {
+        switch dbValue.storage {
+        case .null: return .null
+        case .int64(let i): return type == .boolean ? .bool(i != 0) : .int(i)
+        case .double(let d): return .number(d)
+        case .string(let s): return type == .json ? try WireJSON.decode(JSONValue.self, from: s) : .string(s)
+        case .blob: return .null
+        }
+    }
+}

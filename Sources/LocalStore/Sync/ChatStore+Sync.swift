@@ -1,0 +1,208 @@
+import GRDB
+import SyncEngine
+
+/// The replica as sync storage: outbox batches, acknowledgements, pulled pages.
+extension ChatStore: SyncStorage {
+    public func pendingCount() async throws -> Int {
+        try await writer.read { db in try Outbox.count(db) }
+    }
+
+    public func nextOutboxBatch(limit: Int) async throws -> OutboxBatch? {
+        try await writer.write { db in
+            var changes: [RowChange] = []
+            var receipts: [OutboxBatch.Receipt] = []
+            while changes.isEmpty {
+                let entries = try Outbox.oldest(db, limit: limit)
+                if entries.isEmpty { return nil }
+                for entry in entries {
+                    guard let schema = ChatSchema.table(entry.key.table),
+                          let state = try RowIO.load(db, schema, id: entry.key.id)
+                    else {
+                        // The row went with a deleted ancestor before it was ever pushed.
+                        try Outbox.remove(db, entry.key)
+                        continue
+                    }
+                    changes.append(state.isDeleted ? state : state.restricted(to: entry.columns))
+                    receipts.append(.init(key: entry.key, revision: entry.revision))
+                }
+            }
+            return OutboxBatch(changes: changes, receipts: receipts)
+        }
+    }
+
+    public func acknowledge(_ batch: OutboxBatch, response: PushResponse) async throws {
+        try await writer.write { db in
+            for receipt in batch.receipts { try Outbox.acknowledge(db, receipt) }
+            try db.execute(sql: "UPDATE sync_state SET last_push_at = ? WHERE id = 1", arguments: [now()])
+        }
+    }
+
+    public func pullCursor() async throws -> Int64 {
+        try await writer.read { db in try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0 }
+    }
+
+    public func applyPull(_ page: PullResponse) async throws -> Int {
+        try await writer.write { db in
+            var changed = 0
+            for change in page.changes {
+                do throws(ValidationError) {
+                    try validator.validate(change, nowMillis: now())
+                } catch {
+                    throw LocalStoreError.corrupt("the server sent an invalid change: \(error.message)")
+                }
+                changed += try applyRemote(db, change)
+                try observeClock(db, change.vv.maxHLC)
+            }
+            try db.execute(sql: "UPDATE sync_state SET pull_cursor = ? WHERE id = 1", arguments: [page.cursor])
+            return changed
+        }
+    }
+
+    public func recordSyncCompleted(atMillis: Int64) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "UPDATE sync_state SET last_sync_at = ? WHERE id = 1", arguments: [atMillis])
+        }
+    }
+
+    // MARK: Applying remote state
+
+    /// Merges one remote row state. Returns how many rows changed (parked children applied now
+    /// included).
+    func applyRemote(_ db: Database, _ incoming: RowChange) throws -> Int {
+        guard let schema = ChatSchema.table(incoming.table) else { return 0 }
+        let current = try RowIO.load(db, schema, id: incoming.id)
+        var incoming = incoming
+        if current == nil, !incoming.isDeleted, let parent = schema.parent, let parentID = incoming.parentID(schema: schema),
+           let parentSchema = ChatSchema.table(parent.table)
+        {
+            switch try RowIO.load(db, parentSchema, id: parentID) {
+            case nil:
+                // Server order is not parent order: keep the row until its parent arrives.
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO sync_parked (table_name, row_id, parent_id, change) VALUES (?, ?, ?, ?)",
+                    arguments: [incoming.table, incoming.id, parentID, try WireJSON.encodeString(incoming)])
+                return 0
+            case let parentState? where parentState.isDeleted:
+                // Written under a parent that is gone here: it goes with its parent.
+                try recordConflicts(db, [Conflict(
+                    kind: .parentDeleted, table: incoming.table, rowID: incoming.id, column: nil, winner: nil,
+                    winnerStamp: parentState.tombstone, loser: nil, loserStamp: nil)])
+                incoming = RowChange(table: incoming.table, id: incoming.id, vv: incoming.vv, tombstone: parentState.tombstone)
+            default:
+                break
+            }
+        }
+        if current == nil, !incoming.isDeleted, !ChangeValidator.missingRequired(incoming).isEmpty {
+            throw LocalStoreError.corrupt("the server sent \(incoming.table)/\(incoming.id) without its required columns")
+        }
+        let result = Merge.apply(incoming, to: current, schema: schema)
+        guard result.outcome != .unchanged else { return 0 }
+        if result.state.isDeleted, current?.isDeleted == false {
+            try recordPendingDescendantsLost(db, schema: schema, id: incoming.id, tombstone: result.state.tombstone)
+        }
+        try RowIO.store(db, result.state, schema: schema, nowMillis: now())
+        try recordConflicts(db, result.conflicts)
+        var changed = 1
+        if result.state.isDeleted {
+            try db.execute(sql: "DELETE FROM sync_parked WHERE parent_id = ?", arguments: [incoming.id])
+        } else if current == nil || current?.isDeleted == true {
+            changed += try unpark(db, parentID: incoming.id)
+        }
+        return changed
+    }
+
+    private func unpark(_ db: Database, parentID: String) throws -> Int {
+        let parked = try String.fetchAll(db, sql: "SELECT change FROM sync_parked WHERE parent_id = ?", arguments: [parentID])
+        guard !parked.isEmpty else { return 0 }
+        try db.execute(sql: "DELETE FROM sync_parked WHERE parent_id = ?", arguments: [parentID])
+        var changed = 0
+        for text in parked { changed += try applyRemote(db, try WireJSON.decode(RowChange.self, from: text)) }
+        return changed
+    }
+
+    /// A remote delete is about to cascade over rows with unpushed local writes: record each
+    /// in the ledger and drop it from the outbox, so the loss is visible, not silent.
+    private func recordPendingDescendantsLost(_ db: Database, schema: TableSchema, id: String, tombstone: Stamp?) throws {
+        var conflicts: [Conflict] = []
+        for (table, ids) in try descendants(db, of: schema, id: id) {
+            for rowID in ids where try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM sync_outbox WHERE table_name = ? AND row_id = ?", arguments: [table, rowID]) == true
+            {
+                conflicts.append(Conflict(
+                    kind: .parentDeleted, table: table, rowID: rowID, column: nil, winner: nil, winnerStamp: tombstone,
+                    loser: nil, loserStamp: nil))
+                try Outbox.remove(db, RowKey(table: table, id: rowID))
+            }
+        }
+        try recordConflicts(db, conflicts)
+    }
+
+    /// Every row below `id`, table by table.
+    func descendants(_ db: Database, of schema: TableSchema, id: String) throws -> [(String, [String])] {
+        var result: [(String, [String])] = []
+        var frontier: [(TableSchema, [String])] = [(schema, [id])]
+        while let (table, ids) = frontier.popLast() {
+            for child in ChatSchema.children(of: table.name) {
+                guard let parentColumn = child.parent?.column, !ids.isEmpty else { continue }
+                var childIDs: [String] = []
+                for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                    childIDs += try String.fetchAll(
+                        db, sql: "SELECT id FROM \(child.name.quotedDatabaseIdentifier) WHERE \(parentColumn.quotedDatabaseIdentifier) IN (\(marks))",
+                        arguments: StatementArguments(chunk))
+                }
+                if !childIDs.isEmpty {
+                    result.append((child.name, childIDs))
+                    frontier.append((child, childIDs))
+                }
+            }
+        }
+        return result
+    }
+
+    func recordConflicts(_ db: Database, _ conflicts: [Conflict]) throws {
+        for conflict in conflicts {
+            try db.execute(
+                sql: """
+                    INSERT INTO sync_conflicts (detected_at, kind, table_name, row_id, column_name, winner, winner_stamp, loser, loser_stamp)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    now(), conflict.kind.rawValue, conflict.table, conflict.rowID, conflict.column,
+                    try conflict.winner.map(WireJSON.encodeString), conflict.winnerStamp?.text,
+                    try conflict.loser.map(WireJSON.encodeString), conflict.loserStamp?.text,
+                ])
+        }
+    }
+}
+
+/// Where this replica syncs to. Kept in the replica file itself (created with owner-only
+/// permissions by `chat-cli`), so one file is one self-contained replica.
+extension ChatStore {
+    public struct ServerConfiguration: Sendable, Equatable {
+        public var url: String
+        public var token: String
+
+        public init(url: String, token: String) {
+            self.url = url
+            self.token = token
+        }
+    }
+
+    public func serverConfiguration() throws -> ServerConfiguration? {
+        try writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT server_url, token FROM sync_state WHERE id = 1"),
+                  let url = row["server_url"] as String?, let token = row["token"] as String?
+            else { return nil }
+            return ServerConfiguration(url: url, token: token)
+        }
+    }
+
+    public func setServerConfiguration(_ configuration: ServerConfiguration) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE sync_state SET server_url = ?, token = ? WHERE id = 1",
+                arguments: [configuration.url, configuration.token])
+        }
+    }
+}

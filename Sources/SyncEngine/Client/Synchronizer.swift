@@ -1,0 +1,80 @@
+/// One sync round for a replica: push every pending change, then pull until caught up.
+///
+/// Each step is its own short storage transaction around one network call, so a crash or a
+/// dropped connection at any point leaves the replica consistent, and the next round resumes:
+/// unacknowledged changes are pushed again (the server's merge makes that harmless) and the
+/// pull restarts from the last stored cursor.
+public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Sendable {
+    public var storage: Storage
+    public var transport: Transport
+    public var pushBatchSize: Int
+    public var pullPageSize: Int
+
+    public init(storage: Storage, transport: Transport, pushBatchSize: Int = 500, pullPageSize: Int = 500) {
+        self.storage = storage
+        self.transport = transport
+        self.pushBatchSize = pushBatchSize
+        self.pullPageSize = pullPageSize
+    }
+
+    public struct Report: Sendable, Equatable {
+        public var pushed = 0
+        public var pushConflicts = 0
+        public var pulled = 0
+        public var applied = 0
+        public var cursor: Int64 = 0
+
+        public init() {}
+    }
+
+    /// Pushes everything pending, then pulls everything new. `nowMillis` stamps the round.
+    public func syncOnce(nowMillis: @Sendable () -> Int64) async throws -> Report {
+        var report = try await pushAll()
+        let pulled = try await pullAll()
+        report.pulled = pulled.pulled
+        report.applied = pulled.applied
+        report.cursor = pulled.cursor
+        try await storage.recordSyncCompleted(atMillis: nowMillis())
+        return report
+    }
+
+    /// Pushes batches until the outbox is empty. A row rewritten during the round stays pending;
+    /// the loop stops after as many batches as it could need for the rows pending at the start,
+    /// plus one, so a replica that writes non-stop still finishes its round.
+    public func pushAll() async throws -> Report {
+        var report = Report()
+        let pending = try await storage.pendingCount()
+        let maxRounds = pending / max(1, pushBatchSize) + 2
+        var rounds = 0
+        while rounds < maxRounds, let batch = try await storage.nextOutboxBatch(limit: pushBatchSize) {
+            let response = try await transport.push(
+                PushRequest(replicaID: storage.replicaID, changes: batch.changes))
+            guard response.results.count == batch.changes.count else {
+                throw SyncError.server("the push response acknowledged \(response.results.count) of \(batch.changes.count) changes")
+            }
+            try await storage.acknowledge(batch, response: response)
+            report.pushed += batch.changes.count
+            report.pushConflicts += response.conflicts
+            rounds += 1
+        }
+        return report
+    }
+
+    /// Pulls pages until the server has nothing newer.
+    public func pullAll() async throws -> Report {
+        var report = Report()
+        var cursor = try await storage.pullCursor()
+        while true {
+            let page = try await transport.pull(cursor: cursor, limit: pullPageSize)
+            report.pulled += page.changes.count
+            report.applied += try await storage.applyPull(page)
+            guard page.cursor >= cursor else {
+                throw SyncError.server("the pull cursor went backwards")
+            }
+            cursor = page.cursor
+            if !page.hasMore { break }
+        }
+        report.cursor = cursor
+        return report
+    }
+}

@@ -1,0 +1,37 @@
+extension RowChange {
+    /// The value every column of `schema` takes in this state: stamped values as they are,
+    /// counters as the sum of their contributions (0 when none), counter maps as an object of sums.
+    public func materialized(schema: TableSchema) -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        for column in schema.columns {
+            switch column.rule {
+            case .counter:
+                values[column.name] = .int(counters[column.name]?.total ?? 0)
+            case .counterMap:
+                var object: [String: JSONValue] = [:]
+                let prefix = column.name + "."
+                for (name, counter) in counters where name.hasPrefix(prefix) {
+                    object[String(name.dropFirst(prefix.count))] = .int(counter.total)
+                }
+                values[column.name] = .object(object)
+            default:
+                values[column.name] = fields[column.name]?.value ?? .null
+            }
+        }
+        return values
+    }
+
+    /// The id of this row's parent, if the schema gives it one and the state carries it.
+    public func parentID(schema: TableSchema) -> String? {
+        guard let parent = schema.parent else { return nil }
+        return fields[parent.column]?.value.stringValue
+    }
+
+    /// Restricts a full state to the given columns (plus every counter, the vector and the
+    /// tombstone): what a replica pushes for a row whose listed columns it wrote.
+    public func restricted(to columns: Set<String>) -> RowChange {
+        var copy = self
+        copy.fields = fields.filter { columns.contains($0.key) }
+        return copy
+    }
+}

@@ -1,0 +1,109 @@
+/// The sync wire protocol: JSON bodies over HTTP, versioned by `protocolVersion`.
+///
+/// - `POST /v1/sync/push` with a `PushRequest` answers a `PushResponse`.
+/// - `GET /v1/sync/pull?protocolVersion=1&cursor=N&limit=M` answers a `PullResponse`.
+/// - Failures answer 4xx/5xx with an `ErrorBody`.
+///
+/// `docs/PROTOCOL.md` describes the exchange; golden fixtures in the tests pin the JSON.
+public enum SyncProtocol {
+    /// The protocol version this build speaks.
+    public static let version = 1
+    /// The most changes one push may carry.
+    public static let maxPushChanges = 1_000
+    /// The most rows one pull page returns.
+    public static let maxPullLimit = 1_000
+}
+
+public struct PushRequest: Codable, Sendable, Equatable {
+    public var protocolVersion: Int
+    /// The pushing replica; recorded for auditing and echoed in logs.
+    public var replicaID: ReplicaID
+    /// Row changes, parents before children.
+    public var changes: [RowChange]
+
+    public init(protocolVersion: Int = SyncProtocol.version, replicaID: ReplicaID, changes: [RowChange]) {
+        self.protocolVersion = protocolVersion
+        self.replicaID = replicaID
+        self.changes = changes
+    }
+}
+
+/// What the server did with one pushed change.
+public enum PushOutcome: String, Codable, Sendable, Equatable {
+    case inserted, updated, deleted, unchanged
+    /// The row's parent had been deleted; the row is now a tombstone too, and a conflict records
+    /// what was lost.
+    case parentDeleted = "parent_deleted"
+}
+
+public struct PushResult: Codable, Sendable, Equatable {
+    public var table: String
+    public var id: String
+    public var outcome: PushOutcome
+
+    public init(table: String, id: String, outcome: PushOutcome) {
+        self.table = table
+        self.id = id
+        self.outcome = outcome
+    }
+}
+
+public struct PushResponse: Codable, Sendable, Equatable {
+    public var protocolVersion: Int
+    /// One result per pushed change, in request order. The whole batch committed in one
+    /// transaction: a response means every change here is durable.
+    public var results: [PushResult]
+    /// Concurrent values lost while merging this batch (kept in the server's conflict ledger).
+    public var conflicts: Int
+
+    public init(protocolVersion: Int = SyncProtocol.version, results: [PushResult], conflicts: Int) {
+        self.protocolVersion = protocolVersion
+        self.results = results
+        self.conflicts = conflicts
+    }
+}
+
+public struct PullResponse: Codable, Sendable, Equatable {
+    public var protocolVersion: Int
+    /// Full row states (or tombstones) changed after the request's cursor, in server order.
+    public var changes: [RowChange]
+    /// Pass this as the next pull's cursor. Equal to the request's cursor when nothing changed.
+    public var cursor: Int64
+    /// Whether more changes wait after `cursor`.
+    public var hasMore: Bool
+
+    public init(protocolVersion: Int = SyncProtocol.version, changes: [RowChange], cursor: Int64, hasMore: Bool) {
+        self.protocolVersion = protocolVersion
+        self.changes = changes
+        self.cursor = cursor
+        self.hasMore = hasMore
+    }
+}
+
+/// The body of every error response: `{"error": {"code": "...", "message": "..."}}`.
+public struct ErrorBody: Codable, Sendable, Equatable {
+    public struct Detail: Codable, Sendable, Equatable {
+        public var code: String
+        public var message: String
+    }
+
+    public var error: Detail
+
+    public init(code: String, message: String) {
+        self.error = Detail(code: code, message: message)
+    }
+}
+
+/// Who the server thinks the caller is (`GET /v1/me`).
+public struct WhoAmI: Codable, Sendable, Equatable {
+    public var userID: Int64
+    public var name: String
+    /// The user's newest change sequence number on the server.
+    public var serverCursor: Int64
+
+    public init(userID: Int64, name: String, serverCursor: Int64) {
+        self.userID = userID
+        self.name = name
+        self.serverCursor = serverCursor
+    }
+}

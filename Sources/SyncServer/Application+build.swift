@@ -1,0 +1,57 @@
+import Hummingbird
+import Logging
+import PostgresNIO
+import SyncEngine
+
+/// Assembles the HTTP application from plain functions, as Hummingbird's examples do.
+public enum ChatServer {
+    /// The router with every route and middleware; tests drive it in-process.
+    public static func buildRouter(
+        configuration: ServerConfiguration, repository: any SyncRepository, users: UserRepository, health: @escaping @Sendable () async -> Bool
+    ) -> Router<AppRequestContext> {
+        let router = Router(context: AppRequestContext.self)
+        router.addMiddleware {
+            ErrorMiddleware<AppRequestContext>()
+            LogRequestsMiddleware(.debug)
+        }
+        router.get("healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("readyz") { _, _ in
+            guard await health() else { throw APIError.unavailable }
+            return try json(["status": "ready"])
+        }
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(users: users))
+        SyncController(repository: repository, users: users, configuration: configuration, validator: ChangeValidator())
+            .addRoutes(to: v1)
+        return router
+    }
+
+    /// The whole server: HTTP on `configuration.host:port` and the PostgreSQL client, run as one
+    /// service group with graceful shutdown on SIGTERM/SIGINT.
+    public static func buildApplication(
+        configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let client = PostgresClient(
+            configuration: configuration.database.clientConfiguration(maxConnections: configuration.maxDatabaseConnections),
+            backgroundLogger: logger)
+        let users = UserRepository(client: client, logger: logger)
+        let repository = PostgresSyncRepository(client: client, logger: logger)
+        let router = buildRouter(configuration: configuration, repository: repository, users: users) {
+            (try? await client.query("SELECT 1", logger: logger)) != nil
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-server"),
+            services: [client],
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger)
+    }
+}
+
+extension ChatServer {
+    /// Builds and runs the server until SIGTERM or SIGINT, then shuts down gracefully.
+    public static func run(
+        configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        try await buildApplication(configuration: configuration, logger: logger, onServerRunning: onServerRunning).runService()
+    }
+}

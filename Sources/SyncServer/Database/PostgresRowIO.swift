@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SyncEngine
+
+/// Generic reading and writing of row states in the canonical tables, driven by `ChatSchema`.
+/// Values are always bound, never spliced into SQL; identifiers come from the schema only.
+enum PostgresRowIO {
+    /// A stored state and the user it belongs to.
+    struct Stored: Sendable {
+        var state: RowChange
+        var ownerID: Int64
+    }
+
+    static func quoted(_ identifier: String) -> String { "\"\(identifier)\"" }
+
+    /// How a column is read so that it decodes as `String`, `Int64` or `Bool`.
+    static func readExpression(_ column: ColumnSchema, prefix: String = "") -> String {
+        let name = prefix + quoted(column.name)
+        return switch column.type {
+        case .text, .int64, .boolean: name
+        case .int32: "\(name)::int8"
+        case .timestamp: "(extract(epoch FROM \(name)) * 1000)::int8"
+        case .json: "\(name)::text"
+        }
+    }
+
+    /// How a bound parameter is written into a column.
+    static func writeExpression(_ column: ColumnSchema, parameter: Int) -> String {
+        switch column.type {
+        case .text: "$\(parameter)::text"
+        case .int32: "$\(parameter)::int4"
+        case .int64: "$\(parameter)::int8"
+        case .boolean: "$\(parameter)::bool"
+        case .timestamp: "(timestamptz 'epoch' + $\(parameter)::int8 * interval '1 millisecond')"
+        case .json: "$\(parameter)::jsonb"
+        }
+    }
+
+    static func selectList(_ schema: TableSchema, prefix: String = "") -> String {
+        ([prefix + "id", prefix + "owner_id", prefix + "sync_meta::text"] + schema.fieldColumns.map { readExpression($0, prefix: prefix) })
+            .joined(separator: ", ")
+    }
+
+    /// Decodes a row selected with `selectList`.
+    static func decode(_ row: PostgresRow, schema: TableSchema) throws -> Stored {
+        let cells = row.makeRandomAccess()
+        let id = try cells[0].decode(String.self)
+        let ownerID = try cells[1].decode(Int64.self)
+        let meta = try WireJSON.decode(RowMeta.self, from: try cells[2].decode(String.self))
+        var values: [String: JSONValue] = [:]
+        for (offset, column) in schema.fieldColumns.enumerated() {
+            let cell = cells[3 + offset]
+            values[column.name] = switch column.type {
+            case .text: try cell.decode(String?.self).map(JSONValue.string) ?? .null
+            case .int32, .int64, .timestamp: try cell.decode(Int64?.self).map(JSONValue.int) ?? .null
+            case .boolean: try cell.decode(Bool?.self).map(JSONValue.bool) ?? .null
+            case .json: try cell.decode(String?.self).map { try WireJSON.decode(JSONValue.self, from: $0) } ?? .null
+            }
+        }
+        return Stored(state: meta.state(table: schema.name, id: id, values: values), ownerID: ownerID)
+    }
+
+    /// The stored state of a row, live or tombstone, whoever owns it.
+    static func load(_ connection: PostgresConnection, _ schema: TableSchema, id: String, logger: Logger) async throws -> Stored? {
+        let sql = "SELECT \(selectList(schema)) FROM \(quoted(schema.name)) WHERE id = $1"
+        var binds = PostgresBindings()
+        binds.append(id)
+        for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+            return try decode(row, schema: schema)
+        }
+        let rows = try await connection.query(
+            "SELECT owner_id, sync_meta::text FROM sync_tombstones WHERE table_name = \(schema.name) AND row_id = \(id)",
+            logger: logger)
+        for try await (ownerID, metaText) in rows.decode((Int64, String).self) {
+            let meta = try WireJSON.decode(RowMeta.self, from: metaText)
+            return Stored(state: meta.state(table: schema.name, id: id, values: [:]), ownerID: ownerID)
+        }
+        return nil
+    }
+
+    /// Live rows of one user by id.
+    static func loadLive(
+        _ connection: PostgresConnection, _ schema: TableSchema, ids: [String], ownerID: Int64, logger: Logger
+    ) async throws -> [String: RowChange] {
+        guard !ids.isEmpty else { return [:] }
+        let sql = "SELECT \(selectList(schema)) FROM \(quoted(schema.name)) WHERE owner_id = $1 AND id = ANY($2)"
+        var binds = PostgresBindings()
+        binds.append(ownerID)
+        binds.append(ids)
+        var result: [String: RowChange] = [:]
+        for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+            let stored = try decode(row, schema: schema)
+            result[stored.state.id] = stored.state
+        }
+        return result
+    }
+
+    /// Stores a state with its change sequence number. The owner guard in the upsert makes the
+    /// database refuse to touch another user's row even if a check above it were wrong.
+    static func store(
+        _ connection: PostgresConnection, _ state: RowChange, schema: TableSchema, ownerID: Int64, seq: Int64, logger: Logger
+    ) async throws {
+        let metaText = try WireJSON.encodeString(RowMeta(of: state))
+        if state.isDeleted {
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "DELETE FROM \(quoted(schema.name)) WHERE id = $1 AND owner_id = $2",
+                              binds: try binds([state.id, ownerID])), logger: logger)
+            try await connection.query("""
+                INSERT INTO sync_tombstones (table_name, row_id, owner_id, sync_seq, sync_meta)
+                VALUES (\(schema.name), \(state.id), \(ownerID), \(seq), \(metaText)::jsonb)
+                ON CONFLICT (table_name, row_id) DO UPDATE SET sync_seq = EXCLUDED.sync_seq, sync_meta = EXCLUDED.sync_meta
+                WHERE sync_tombstones.owner_id = EXCLUDED.owner_id
+                """, logger: logger)
+            return
+        }
+        let values = state.materialized(schema: schema)
+        var bindings = PostgresBindings(capacity: schema.columns.count + 4)
+        bindings.append(state.id)
+        bindings.append(ownerID)
+        var expressions: [String] = []
+        for (offset, column) in schema.columns.enumerated() {
+            expressions.append(writeExpression(column, parameter: 3 + offset))
+            try append(values[column.name] ?? .null, type: column.type, to: &bindings)
+        }
+        let seqParameter = 3 + schema.columns.count
+        bindings.append(seq)
+        bindings.append(metaText)
+        let columns = schema.columns.map { quoted($0.name) }
+        let updates = (columns + ["sync_seq", "sync_meta"]).map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let sql = """
+            INSERT INTO \(quoted(schema.name)) (id, owner_id, \(columns.joined(separator: ", ")), sync_seq, sync_meta)
+            VALUES ($1, $2, \(expressions.joined(separator: ", ")), $\(seqParameter), $\(seqParameter + 1)::jsonb)
+            ON CONFLICT (id) DO UPDATE SET \(updates)
+            WHERE \(quoted(schema.name)).owner_id = EXCLUDED.owner_id
+            """
+        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+    }
+
+    static func append(_ value: JSONValue, type: ColumnType, to bindings: inout PostgresBindings) throws {
+        switch (value, type) {
+        case (.null, _): bindings.appendNull()
+        case (_, .json): bindings.append(try WireJSON.encodeString(value))
+        case (.string(let text), _): bindings.append(text)
+        case (.int(let int), _): bindings.append(int)
+        case (.bool(let bool), _): bindings.append(bool)
+        default: throw ValidationError("a value does not fit its column type \(type.rawValue)")
+        }
+    }
+
+    private static func binds(_ values: [any PostgresDynamicTypeEncodable]) throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values { bindings.append(value) }
+        return bindings
+    }
+}

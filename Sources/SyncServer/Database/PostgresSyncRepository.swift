@@ -1,0 +1,110 @@
+import Logging
+import PostgresNIO
+import SyncEngine
+
+/// Sync storage on the canonical PostgreSQL schema.
+///
+/// Ordering: each user has a change sequence (`users.sync_seq`). A push locks the user's row
+/// first, numbers every row it changes from that sequence, and commits before the lock is
+/// released; so, per user, sequence order is commit order, and a pull that has seen number N
+/// has seen every number below it. A pull therefore never skips a change that committed late.
+/// Different users never wait on each other.
+public struct PostgresSyncRepository: SyncRepository {
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func push(userID: Int64, request: PushRequest) async throws -> PushResponse {
+        let logger = logger
+        let outcome = try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger)
+            var seq: Int64?
+            for try await value in rows.decode(Int64.self) { seq = value }
+            guard let seq else { throw PushRejection.forbidden("the user no longer exists") }
+            let store = PostgresReconcileStore(connection: connection, logger: logger)
+            let outcome = try await Reconciler.reconcile(
+                request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+            if outcome.lastSeq != seq {
+                try await connection.query(
+                    "UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID)", logger: logger)
+            }
+            return outcome
+        }
+        return PushResponse(results: outcome.results, conflicts: outcome.conflicts)
+    }
+
+    public func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
+        let logger = logger
+        return try await client.withTransaction(logger: logger) { connection in
+            // One snapshot for the whole page.
+            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            var branches = ChatSchema.tables.map { schema in
+                "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
+            }
+            branches.append("(SELECT table_name, row_id, sync_seq FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)")
+            let sql = "SELECT table_name, row_id, sync_seq FROM (\(branches.joined(separator: " UNION ALL "))) page ORDER BY sync_seq LIMIT $3"
+            var binds = PostgresBindings()
+            binds.append(userID)
+            binds.append(cursor)
+            binds.append(Int64(limit + 1))
+            var page: [(table: String, id: String, seq: Int64)] = []
+            for try await (table, id, seq) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                .decode((String, String, Int64).self)
+            {
+                page.append((table, id, seq))
+            }
+            let hasMore = page.count > limit
+            if hasMore { page.removeLast() }
+
+            var live: [String: [String: RowChange]] = [:]
+            for schema in ChatSchema.tables {
+                let ids = page.filter { $0.table == schema.name }.map(\.id)
+                live[schema.name] = try await PostgresRowIO.loadLive(connection, schema, ids: ids, ownerID: userID, logger: logger)
+            }
+            var tombstones: [RowKey: RowChange] = [:]
+            let tombstoneRows = try await connection.query("""
+                SELECT table_name, row_id, sync_meta::text FROM sync_tombstones
+                WHERE owner_id = \(userID) AND sync_seq > \(cursor) AND sync_seq <= \(page.last?.seq ?? cursor)
+                """, logger: logger)
+            for try await (table, id, metaText) in tombstoneRows.decode((String, String, String).self) {
+                let meta = try WireJSON.decode(RowMeta.self, from: metaText)
+                tombstones[RowKey(table: table, id: id)] = meta.state(table: table, id: id, values: [:])
+            }
+            let changes = page.compactMap { entry in
+                live[entry.table]?[entry.id] ?? tombstones[RowKey(table: entry.table, id: entry.id)]
+            }
+            return PullResponse(changes: changes, cursor: page.last?.seq ?? cursor, hasMore: hasMore)
+        }
+    }
+}
+
+/// `ReconcileStore` on one PostgreSQL connection inside the push transaction.
+struct PostgresReconcileStore: ReconcileStore {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    func load(_ schema: TableSchema, id: String) async throws -> OwnedRow? {
+        try await PostgresRowIO.load(connection, schema, id: id, logger: logger).map { OwnedRow(state: $0.state, ownerID: $0.ownerID) }
+    }
+
+    func store(_ state: RowChange, schema: TableSchema, ownerID: Int64, seq: Int64) async throws {
+        try await PostgresRowIO.store(connection, state, schema: schema, ownerID: ownerID, seq: seq, logger: logger)
+    }
+
+    func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID) async throws {
+        for conflict in conflicts {
+            let winner = try conflict.winner.map(WireJSON.encodeString)
+            let loser = try conflict.loser.map(WireJSON.encodeString)
+            try await connection.query("""
+                INSERT INTO sync_conflicts (owner_id, replica_id, kind, table_name, row_id, column_name, winner, winner_stamp, loser, loser_stamp)
+                VALUES (\(ownerID), \(replicaID.rawValue), \(conflict.kind.rawValue), \(conflict.table), \(conflict.rowID),
+                        \(conflict.column), \(winner)::jsonb, \(conflict.winnerStamp?.text), \(loser)::jsonb, \(conflict.loserStamp?.text))
+                """, logger: logger)
+        }
+    }
+}

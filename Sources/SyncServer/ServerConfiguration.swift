@@ -1,0 +1,54 @@
+import Foundation
+import PostgresNIO
+
+/// Everything the server is configured with. Reading flags and the environment into it lives in
+/// `chat-server`; this type only holds values and their defaults.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var database: DatabaseURL
+    /// The largest push body accepted (413 beyond).
+    public var maxPushBytes: Int
+    /// Connections the server keeps to PostgreSQL at most.
+    public var maxDatabaseConnections: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 8787, database: DatabaseURL, maxPushBytes: Int = 16 << 20,
+                maxDatabaseConnections: Int = 20) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.maxPushBytes = maxPushBytes
+        self.maxDatabaseConnections = maxDatabaseConnections
+    }
+}
+
+/// A `postgres://user:password@host:port/database` URL.
+public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+
+    public init?(_ text: String) {
+        guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+              let host = components.host, !host.isEmpty
+        else { return nil }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = components.user ?? "postgres"
+        self.password = components.password
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        self.database = path.isEmpty ? self.username : path
+    }
+
+    /// Without the password.
+    public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+
+    public func clientConfiguration(maxConnections: Int = 20) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: .disable)
+        configuration.options.maximumConnections = maxConnections
+        return configuration
+    }
+}

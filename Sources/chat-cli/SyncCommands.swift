@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import HTTPTransport
+import LocalStore
+import SyncEngine
+
+struct Configure: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Set the server URL and token this replica syncs with.")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The server, for example http://127.0.0.1:8787.") var server: String
+    @Option(help: "The token `chat-server create-user` printed.") var token: String
+
+    func validate() throws {
+        guard let url = URL(string: server), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+            throw ArgumentParser.ValidationError("--server must be an http:// or https:// URL, for example http://127.0.0.1:8787.")
+        }
+        guard !token.isEmpty, !token.contains(where: \.isWhitespace) else {
+            throw ArgumentParser.ValidationError("--token must be the token printed by `chat-server create-user`, without spaces.")
+        }
+    }
+
+    func run() async throws {
+        try await handled {
+            try store.open().setServerConfiguration(.init(url: server, token: token))
+            print("This replica now syncs with \(server); run `chat-cli sync`.")
+        }
+    }
+}
+
+/// The server this replica syncs with: $CHAT_SERVER_URL/$CHAT_TOKEN override the stored values.
+func serverConfiguration(_ store: ChatStore) throws -> ChatStore.ServerConfiguration? {
+    let environment = ProcessInfo.processInfo.environment
+    let stored = try store.serverConfiguration()
+    guard let url = environment["CHAT_SERVER_URL"] ?? stored?.url, let token = environment["CHAT_TOKEN"] ?? stored?.token else {
+        return nil
+    }
+    return .init(url: url, token: token)
+}
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Push local changes, then pull the server's; safe to interrupt and run again.")
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        try await handled {
+            let store = try store.open()
+            guard let server = try serverConfiguration(store) else {
+                throw CLIError("No server is configured; run `chat-cli configure --server URL --token TOKEN` first.")
+            }
+            let synchronizer = Synchronizer(storage: store, transport: HTTPSyncTransport(baseURL: server.url, token: server.token))
+            let report = try await synchronizer.syncOnce(nowMillis: ChatStore.systemNow)
+            var line = "Synced with \(server.url): pushed \(report.pushed) changes, pulled \(report.pulled) (\(report.applied) applied)"
+            if report.pushConflicts > 0 { line += ", \(report.pushConflicts) conflicts recorded (see `chat-cli conflicts`)" }
+            print(line + ".")
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show pending changes, the last sync and whether the server is reachable.")
+
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Report: Encodable {
+        var replica: String
+        var store: String
+        var pendingChanges: Int
+        var lastSyncAt: String
+        var lastPushAt: String
+        var server: String?
+        var serverReachable: Bool?
+        var serverStatus: String
+        var pullCursor: Int64
+        var conflicts: Int
+        var rowsWaitingForParent: Int
+    }
+
+    func run() async throws {
+        try await handled {
+            let replica = try store.open()
+            let status = try replica.syncStatus()
+            let server = try serverConfiguration(replica)
+            var reachable: Bool?
+            var serverStatus = "not configured (run `chat-cli configure`)"
+            if let server {
+                do {
+                    let transport = HTTPSyncTransport(baseURL: server.url, token: server.token, timeout: .seconds(3))
+                    let me = try await transport.whoAmI()
+                    reachable = true
+                    serverStatus = "reachable, signed in as \(me.name), \(max(0, me.serverCursor - status.pullCursor)) changes behind"
+                } catch let error as SyncError {
+                    switch error {
+                    case .unauthorized: reachable = true; serverStatus = "reachable, but the token is refused"
+                    case .unreachable: reachable = false; serverStatus = "unreachable"
+                    default: reachable = true; serverStatus = "reachable, answering errors"
+                    }
+                }
+            }
+            let report = Report(
+                replica: status.replicaID, store: store.resolvedPath, pendingChanges: status.pendingChanges,
+                lastSyncAt: formatTime(status.lastSyncAt), lastPushAt: formatTime(status.lastPushAt), server: server?.url,
+                serverReachable: reachable, serverStatus: serverStatus, pullCursor: status.pullCursor,
+                conflicts: status.conflicts, rowsWaitingForParent: status.parkedRows)
+            if json { return try printJSON(report) }
+            print("Replica:          \(report.replica) (\(report.store))")
+            print("Pending changes:  \(report.pendingChanges)")
+            print("Last sync:        \(report.lastSyncAt)")
+            print("Server:           \(report.server ?? "-") — \(report.serverStatus)")
+            print("Conflicts:        \(report.conflicts)")
+        }
+    }
+}
+
+struct Conflicts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List values that lost a concurrent write on this replica.")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "At most this many, newest first.") var limit = 50
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        try await handled {
+            let records = try store.open().conflicts(limit: limit)
+            if json { return try printJSON(records) }
+            if records.isEmpty { print("No conflicts recorded."); return }
+            for record in records {
+                let c = record.conflict
+                let lost = c.loser.map { (try? WireJSON.encodeString($0)) ?? "?" } ?? "(row)"
+                let kept = c.winner.map { (try? WireJSON.encodeString($0)) ?? "?" } ?? (c.kind == .concurrentWrite ? "?" : "deleted")
+                print("\(formatTime(record.detectedAt))  \(c.kind.rawValue)  \(c.table)/\(c.rowID)\(c.column.map { ".\($0)" } ?? "")  kept \(kept), lost \(lost)")
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SyncServer
+
+/// `chat-server`: run the sync server and administer its database.
+@main
+struct ChatServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat-server",
+        abstract: "The chat store's sync server: canonical PostgreSQL store, auth and sync endpoints.",
+        subcommands: [Serve.self, Migrate.self, CreateUser.self, CreateToken.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// A failure reported as one sentence, without the usage text.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a subcommand body; a database error is reported with its server message (PostgresNIO
+/// hides it from `description` on purpose, but an operator at the console needs it).
+func reportingDatabaseErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch {
+        guard let summary = ChatServer.databaseErrorSummary(error) else { throw error }
+        throw CommandFailure("PostgreSQL failed: \(summary).")
+    }
+}
+
+/// Options every subcommand shares.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL (default: $DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: $LOG_LEVEL or info).")
+    var logLevel: String?
+
+    func url() throws -> DatabaseURL {
+        guard let text = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] else {
+            throw ValidationError("Set the database with --database-url or DATABASE_URL, for example postgres://chat@127.0.0.1:5432/chat.")
+        }
+        guard let url = DatabaseURL(text) else {
+            throw ValidationError("The database URL must look like postgres://user[:password]@host[:port]/database.")
+        }
+        return url
+    }
+
+    func logger() -> Logger {
+        var logger = Logger(label: "chat-server")
+        let level = logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
+        logger.logLevel = Logger.Level(rawValue: level) ?? .info
+        return logger
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP server (migrating first unless --no-migrate).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Address to listen on (default: $CHAT_HOST or 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free one (default: $CHAT_PORT or 8787).")
+    var port: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Apply pending migrations before serving.")
+    var migrate = true
+
+    func run() async throws {
+        try await reportingDatabaseErrors { try await serve() }
+    }
+
+    func serve() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let url = try database.url()
+        let logger = database.logger()
+        let configuration = ServerConfiguration(
+            host: host ?? environment["CHAT_HOST"] ?? "127.0.0.1",
+            port: port ?? environment["CHAT_PORT"].flatMap(Int.init) ?? 8787,
+            database: url)
+        if migrate {
+            _ = try await ChatServer.withDatabase(url, logger: logger) { client in
+                try await PostgresMigrations.migrate(client, logger: logger)
+            }
+        }
+        try await ChatServer.run(configuration: configuration, logger: logger) { port in
+            // Parsed by scripts and tests that start the server on port 0; unbuffered on purpose.
+            FileHandle.standardOutput.write(Data("chat-server listening on http://\(configuration.host):\(port)\n".utf8))
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create or upgrade the database schema; safe to run again.")
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        try await reportingDatabaseErrors { try await migrate() }
+    }
+
+    func migrate() async throws {
+        let logger = database.logger()
+        let applied = try await ChatServer.withDatabase(try database.url(), logger: logger) { client in
+            try await PostgresMigrations.migrate(client, logger: logger)
+        }
+        print(applied.isEmpty ? "The schema is up to date." : "Applied \(applied.joined(separator: ", ")).")
+    }
+}
+
+struct CreateUser: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a user and print its first token (the last line of output).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "The user's unique name.")
+    var name: String
+
+    func run() async throws {
+        try await reportingDatabaseErrors { try await create() }
+    }
+
+    func create() async throws {
+        let logger = database.logger()
+        let (user, token) = try await ChatServer.withDatabase(try database.url(), logger: logger) { client in
+            try await UserRepository(client: client, logger: logger).createUser(name: name)
+        }
+        print("Created user \(user.name) (id \(user.id)). Its token, shown only now:")
+        print(token)
+    }
+}
+
+struct CreateToken: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Issue another token for a user (printed as the last line).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "The user's name.")
+    var user: String
+
+    @Option(help: "A label to recognise the token by.")
+    var label: String = "cli"
+
+    func run() async throws {
+        try await reportingDatabaseErrors { try await create() }
+    }
+
+    func create() async throws {
+        let logger = database.logger()
+        let token = try await ChatServer.withDatabase(try database.url(), logger: logger) { client in
+            try await UserRepository(client: client, logger: logger).createToken(userName: user, label: label)
+        }
+        print(token)
+    }
+}
