@@ -76,7 +76,11 @@ let package = Package(
         // Helpers for tests: a private Postgres handle, server processes, seeded randomness.
         .target(
             name: "TestSupport",
-            dependencies: ["SyncEngine", "LocalStore", "SyncServer", "HTTPTransport"],
+            dependencies: [
+                "SyncEngine", "LocalStore", "SyncServer", "HTTPTransport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
@@ -84,11 +88,19 @@ let package = Package(
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
-                "SyncServer", "TestSupport",
+                "SyncServer", "TestSupport", "LocalStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "LocalStore", "HTTPTransport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "TestSupport", "LocalStore", "HTTPTransport", "SyncServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -15,7 +15,7 @@ public struct HTTPSyncTransport: SyncTransport {
     /// - Parameters:
     ///   - baseURL: the server, for example `http://127.0.0.1:8787`.
     ///   - token: the bearer token `chat-server create-user` printed.
-    public init(baseURL: String, token: String, client: HTTPClient = .shared, timeout: Duration = .seconds(30)) {
+    public init(baseURL: String, token: String, client: HTTPClient = HTTPSyncTransport.sharedClient, timeout: Duration = .seconds(30)) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.client = client
@@ -37,6 +37,16 @@ public struct HTTPSyncTransport: SyncTransport {
     public func whoAmI() async throws -> WhoAmI {
         try await send("GET", "/v1/me", body: nil, as: WhoAmI.self)
     }
+
+    /// A process-wide client that fails fast when the server is down: connection attempts are
+    /// not retried until the request deadline (AsyncHTTPClient's default), so an offline
+    /// `chat-cli sync` answers in well under a second instead of waiting out the timeout.
+    public static let sharedClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(5)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// The most bytes a response may have.
     static let maxResponseBytes = 256 << 20

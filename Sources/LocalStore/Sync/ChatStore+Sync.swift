@@ -206,3 +206,23 @@ extension ChatStore {
         }
     }
 }
+
+extension ChatStore {
+    /// Every row state this replica holds, live rows and tombstones, parents first. For
+    /// convergence checks and export; reads the whole replica in one transaction.
+    public func allRowStates() throws -> [RowChange] {
+        try writer.read { db in
+            var states: [RowChange] = []
+            for schema in ChatSchema.tables {
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(schema.name.quotedDatabaseIdentifier) ORDER BY id")
+                states += try rows.map { try RowIO.state(from: $0, schema: schema) }
+            }
+            let tombstones = try Row.fetchAll(db, sql: "SELECT table_name, row_id, sync_meta FROM sync_tombstones ORDER BY table_name, row_id")
+            for row in tombstones {
+                let meta = try WireJSON.decode(RowMeta.self, from: row["sync_meta"] as String)
+                states.append(meta.state(table: row["table_name"], id: row["row_id"], values: [:]))
+            }
+            return states
+        }
+    }
+}

@@ -20,7 +20,7 @@ public struct PostgresSyncRepository: SyncRepository {
 
     public func push(userID: Int64, request: PushRequest) async throws -> PushResponse {
         let logger = logger
-        let outcome = try await client.withTransaction(logger: logger) { connection in
+        let outcome = try await transaction { connection in
             let rows = try await connection.query(
                 "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger)
             var seq: Int64?
@@ -40,7 +40,7 @@ public struct PostgresSyncRepository: SyncRepository {
 
     public func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
         let logger = logger
-        return try await client.withTransaction(logger: logger) { connection in
+        return try await transaction { connection in
             // One snapshot for the whole page.
             try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
             var branches = ChatSchema.tables.map { schema in
@@ -79,6 +79,19 @@ public struct PostgresSyncRepository: SyncRepository {
                 live[entry.table]?[entry.id] ?? tombstones[RowKey(table: entry.table, id: entry.id)]
             }
             return PullResponse(changes: changes, cursor: page.last?.seq ?? cursor, hasMore: hasMore)
+        }
+    }
+}
+
+extension PostgresSyncRepository {
+    /// `withTransaction`, but an error thrown by `body` comes out as itself once the rollback
+    /// succeeded (PostgresNIO wraps it), so callers can still tell a rejection from a failure.
+    func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {
+        do {
+            return try await client.withTransaction(logger: logger, body)
+        } catch let error as PostgresTransactionError {
+            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
+            throw error
         }
     }
 }

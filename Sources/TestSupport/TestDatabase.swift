@@ -1,0 +1,46 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SyncServer
+
+/// The PostgreSQL the integration tests run against: `$CHAT_TEST_DATABASE_URL` (or
+/// `$DATABASE_URL`), which `scripts/test.sh` sets to a private cluster it starts. Without it the
+/// tests fail with a message saying how to run them; they never skip silently.
+public enum TestDatabase {
+    public struct NotConfigured: Error, CustomStringConvertible {
+        public var description: String {
+            "no test database: run the suite with scripts/test.sh (it starts a private PostgreSQL), or set CHAT_TEST_DATABASE_URL"
+        }
+    }
+
+    public static func url() throws -> DatabaseURL {
+        let environment = ProcessInfo.processInfo.environment
+        guard let text = environment["CHAT_TEST_DATABASE_URL"] ?? environment["DATABASE_URL"], let url = DatabaseURL(text) else {
+            throw NotConfigured()
+        }
+        return url
+    }
+
+    public static let logger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Runs `body` with a connected client on a migrated database. Migrating is idempotent and
+    /// serialized by an advisory lock, so parallel suites can all call this.
+    public static func withClient<Result: Sendable>(
+        _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        try await ChatServer.withDatabase(try url(), logger: logger, maxConnections: 16) { client in
+            try await PostgresMigrations.migrate(client, logger: logger)
+            return try await body(client)
+        }
+    }
+
+    /// A fresh user with a unique name; tests are isolated from each other by tenancy.
+    public static func makeUser(_ client: PostgresClient, prefix: String = "test") async throws -> (User, String) {
+        try await UserRepository(client: client, logger: logger)
+            .createUser(name: "\(prefix)-\(UUID().uuidString.prefix(12).lowercased())")
+    }
+}
