@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "chat-cli", targets: ["chat-cli"]),
         .executable(name: "chat-server", targets: ["chat-server"]),
+        .executable(name: "chat-sim", targets: ["chat-sim"]),
         .library(name: "SyncEngine", targets: ["SyncEngine"]),
         .library(name: "LocalStore", targets: ["LocalStore"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
@@ -83,6 +84,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The deterministic sync simulation, shared by its test target and `chat-sim`.
+        .target(
+            name: "Simulation",
+            dependencies: ["SyncEngine", "LocalStore", "SyncServer", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "chat-sim",
+            dependencies: ["Simulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LocalStoreTests", dependencies: ["LocalStore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(

@@ -20,14 +20,17 @@ public final class ChatStore: Sendable {
     /// Opens (creating and migrating if needed) the replica at `path`.
     ///
     /// - Parameter now: the wall clock in milliseconds; tests and simulations pass their own.
-    public static func open(path: String, now: @escaping @Sendable () -> Millis = ChatStore.systemNow) throws -> ChatStore {
+    ///   - replicaID: the identity to give a new file (ignored when the file exists); random by default.
+    public static func open(
+        path: String, now: @escaping @Sendable () -> Millis = ChatStore.systemNow, replicaID: ReplicaID? = nil
+    ) throws -> ChatStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.foreignKeysEnabled = true
         let pool = try DatabasePool(path: path, configuration: configuration)
-        return try ChatStore(writer: pool, path: path, now: now)
+        return try ChatStore(writer: pool, path: path, now: now, replicaID: replicaID)
     }
 
     /// An in-memory replica, for tests and simulations.

@@ -64,8 +64,8 @@ enum RowIO {
     static func databaseValue(_ value: JSONValue, type: ColumnType) throws -> (any DatabaseValueConvertible)? {
         switch (value, type) {
         case (.null, _): return nil
-        case (.bool(let b), _): return b ? 1 : 0
         case (_, .json): return try WireJSON.encodeString(value)
+        case (.bool(let b), _): return b ? 1 : 0
         case (.string(let s), _): return s
         case (.int(let i), _): return i
         case (.double(let d), _): return d

@@ -54,6 +54,11 @@ extension ChatStore: SyncStorage {
                 try observeClock(db, change.vv.maxHLC)
             }
             try db.execute(sql: "UPDATE sync_state SET pull_cursor = ? WHERE id = 1", arguments: [page.cursor])
+            if !page.hasMore {
+                // Caught up: every live row the server has was delivered, so a row still waiting
+                // for its parent lost that parent to a cascade delete on the server. It goes too.
+                try db.execute(sql: "DELETE FROM sync_parked")
+            }
             return changed
         }
     }
@@ -87,7 +92,9 @@ extension ChatStore: SyncStorage {
                 try recordConflicts(db, [Conflict(
                     kind: .parentDeleted, table: incoming.table, rowID: incoming.id, column: nil, winner: nil,
                     winnerStamp: parentState.tombstone, loser: nil, loserStamp: nil)])
-                incoming = RowChange(table: incoming.table, id: incoming.id, vv: incoming.vv, tombstone: parentState.tombstone)
+                var vv = incoming.vv
+                if let deletion = parentState.tombstone { vv.record(deletion) }
+                incoming = RowChange(table: incoming.table, id: incoming.id, vv: vv, tombstone: parentState.tombstone)
             default:
                 break
             }
@@ -95,8 +102,26 @@ extension ChatStore: SyncStorage {
         if current == nil, !incoming.isDeleted, !ChangeValidator.missingRequired(incoming).isEmpty {
             throw LocalStoreError.corrupt("the server sent \(incoming.table)/\(incoming.id) without its required columns")
         }
-        let result = Merge.apply(incoming, to: current, schema: schema)
+        var result = Merge.apply(incoming, to: current, schema: schema)
         guard result.outcome != .unchanged else { return 0 }
+        if result.outcome == .inserted, let column = schema.uniqueColumn, let value = result.state.fields[column]?.value,
+           let otherRow = try Row.fetchOne(
+               db, sql: "SELECT * FROM \(schema.name.quotedDatabaseIdentifier) WHERE \(column.quotedDatabaseIdentifier) = ? AND id <> ?",
+               arguments: [try RowIO.databaseValue(value, type: schema.column(column)?.type ?? .text), incoming.id])
+        {
+            // Another row here claims the same unique value: the same rule as the server's
+            // decides which one stays.
+            let other = try RowIO.state(from: otherRow, schema: schema)
+            let winner = Merge.uniqueWinner(other, result.state, column: column)
+            let loser = winner.id == other.id ? result.state : other
+            let (tombstone, conflict) = Merge.uniqueLoser(loser, winner: winner, column: column)
+            try recordConflicts(db, [conflict])
+            if loser.id == incoming.id {
+                result = Merge.Result(state: tombstone, outcome: .deleted, conflicts: result.conflicts)
+            } else {
+                try RowIO.store(db, tombstone, schema: schema, nowMillis: now())
+            }
+        }
         if result.state.isDeleted, current?.isDeleted == false {
             try recordPendingDescendantsLost(db, schema: schema, id: incoming.id, tombstone: result.state.tombstone)
         }
@@ -224,5 +249,18 @@ extension ChatStore {
             }
             return states
         }
+    }
+}
+
+extension ChatStore {
+    /// The sync state of one row (values, stamps, vector), live or tombstone; `nil` if unknown.
+    public func rowState(table: String, id: String) throws -> RowChange? {
+        guard let schema = ChatSchema.table(table) else { return nil }
+        return try writer.read { db in try RowIO.load(db, schema, id: id) }
+    }
+
+    /// The newest HLC reading this replica has issued or observed.
+    public func clockReading() throws -> HLC {
+        try writer.read { db in try loadClock(db).last }
     }
 }

@@ -39,8 +39,9 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
     }
 
     /// Pushes batches until the outbox is empty. A row rewritten during the round stays pending;
-    /// the loop stops after as many batches as it could need for the rows pending at the start,
-    /// plus one, so a replica that writes non-stop still finishes its round.
+    /// the loop stops after the batches the rows pending at the start need, plus two (one for a
+    /// partial last batch, one for rows written meanwhile), so a replica that writes non-stop
+    /// still finishes its round.
     public func pushAll() async throws -> Report {
         var report = Report()
         let pending = try await storage.pendingCount()
@@ -66,11 +67,16 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
         var cursor = try await storage.pullCursor()
         while true {
             let page = try await transport.pull(cursor: cursor, limit: pullPageSize)
-            report.pulled += page.changes.count
-            report.applied += try await storage.applyPull(page)
+            // Check before storing anything: a cursor that goes backwards, or that stands still
+            // while the server says more is coming, is a broken server, not progress.
             guard page.cursor >= cursor else {
                 throw SyncError.server("the pull cursor went backwards")
             }
+            guard !page.hasMore || page.cursor > cursor else {
+                throw SyncError.server("the server announced more changes but its cursor did not advance")
+            }
+            report.pulled += page.changes.count
+            report.applied += try await storage.applyPull(page)
             cursor = page.cursor
             if !page.hasMore { break }
         }

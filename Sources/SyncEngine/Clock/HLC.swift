@@ -72,14 +72,17 @@ public struct HybridLogicalClock: Sendable, Equatable {
 
     /// A new reading for a local event.
     public mutating func tick(wallMillis: Int64) -> HLC {
+        // A wall clock beyond what the encoding holds reads as its maximum.
+        let wall = min(wallMillis, HLC.maxMillis)
         let next: HLC
-        if wallMillis > last.millis {
-            next = HLC(millis: wallMillis)
-        } else if last.counter == UInt16.max {
+        if wall > last.millis {
+            next = HLC(millis: wall)
+        } else if last.counter == UInt16.max, last.millis < HLC.maxMillis {
             // Counter exhausted within one millisecond: borrow the next millisecond.
             next = HLC(millis: last.millis + 1)
         } else {
-            next = HLC(millis: last.millis, counter: last.counter + 1)
+            // At the very end of the range (year 10889) the counter saturates.
+            next = HLC(millis: last.millis, counter: last.counter == UInt16.max ? last.counter : last.counter + 1)
         }
         last = next
         return next

@@ -21,8 +21,9 @@ public enum Merge {
                 fields[column] = incoming
             }
         }
-        var counters = a.counters
-        for (name, counter) in b.counters {
+        // An empty counter is the same as none: drop it from both sides.
+        var counters = a.counters.filter { !$0.value.contributions.isEmpty }
+        for (name, counter) in b.counters where !counter.contributions.isEmpty {
             counters[name, default: Counter()].merge(counter)
         }
         return RowChange(table: a.table, id: a.id, vv: vv, fields: fields, counters: counters)
@@ -56,6 +57,27 @@ public enum Merge {
         return tx.utf8.lexicographicallyPrecedes(ty.utf8)
     }
 
+    /// Of two live rows claiming the same unique value, the one that keeps it: the one whose
+    /// unique column was written first (by stamp), ties by id. Every replica picks the same.
+    public static func uniqueWinner(_ a: RowChange, _ b: RowChange, column: String) -> RowChange {
+        let (sa, sb) = (a.fields[column]?.stamp, b.fields[column]?.stamp)
+        if let sa, let sb, sa != sb { return sa < sb ? a : b }
+        return a.id.utf8.lexicographicallyPrecedes(b.id.utf8) ? a : b
+    }
+
+    /// The tombstone for the loser of a unique-value race, and the conflict that records it.
+    public static func uniqueLoser(_ loser: RowChange, winner: RowChange, column: String) -> (RowChange, Conflict) {
+        // Both are live rows whose unique column is required, so both carry its stamp.
+        let winnerStamp = winner.fields[column]?.stamp ?? loser.fields[column]?.stamp ?? Stamp(hlc: loser.vv.maxHLC, replica: ReplicaID("unknown"))
+        var vv = loser.vv
+        vv.record(winnerStamp)
+        let tombstone = RowChange(table: loser.table, id: loser.id, vv: vv, tombstone: winnerStamp)
+        let conflict = Conflict(
+            kind: .duplicateRow, table: loser.table, rowID: loser.id, column: column, winner: .string(winner.id),
+            winnerStamp: winnerStamp, loser: .string(loser.id), loserStamp: loser.fields[column]?.stamp)
+        return (tombstone, conflict)
+    }
+
     /// What merging a change into a stored row did.
     public enum Outcome: String, Sendable, Codable, Equatable {
         /// The row did not exist and now does.
@@ -72,6 +94,12 @@ public enum Merge {
         public var state: RowChange
         public var outcome: Outcome
         public var conflicts: [Conflict]
+
+        public init(state: RowChange, outcome: Outcome, conflicts: [Conflict]) {
+            self.state = state
+            self.outcome = outcome
+            self.conflicts = conflicts
+        }
     }
 
     /// Merges `incoming` into `current` (nil when the row is unknown here).
@@ -138,6 +166,9 @@ public struct Conflict: Hashable, Sendable, Codable {
         case updateLostToDelete = "update_lost_to_delete"
         /// A row was written under a parent that another replica had deleted.
         case parentDeleted = "parent_deleted"
+        /// Two replicas created rows claiming the same unique value (two artifacts for one
+        /// part); the later one was deleted.
+        case duplicateRow = "duplicate_row"
     }
 
     public var kind: Kind

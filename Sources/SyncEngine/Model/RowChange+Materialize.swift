@@ -6,12 +6,12 @@ extension RowChange {
         for column in schema.columns {
             switch column.rule {
             case .counter:
-                values[column.name] = .int(counters[column.name]?.total ?? 0)
+                values[column.name] = .int(Self.fit(counters[column.name]?.total ?? 0, column.type))
             case .counterMap:
                 var object: [String: JSONValue] = [:]
                 let prefix = column.name + "."
                 for (name, counter) in counters where name.hasPrefix(prefix) {
-                    object[String(name.dropFirst(prefix.count))] = .int(counter.total)
+                    object[String(name.dropFirst(prefix.count))] = .int(Self.fit(counter.total, column.type))
                 }
                 values[column.name] = .object(object)
             default:
@@ -19,6 +19,12 @@ extension RowChange {
             }
         }
         return values
+    }
+
+    /// A counter total as its column can hold it: an `integer` column saturates at `Int32.max`
+    /// (about 24.8 days of tool time) instead of failing every write of the row.
+    static func fit(_ total: Int64, _ type: ColumnType) -> Int64 {
+        type == .int32 ? min(total, Int64(Int32.max)) : total
     }
 
     /// The id of this row's parent, if the schema gives it one and the state carries it.

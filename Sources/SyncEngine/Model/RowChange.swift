@@ -24,7 +24,13 @@ public struct Counter: Hashable, Sendable {
         self.contributions = contributions.filter { $0.value != 0 }
     }
 
-    public var total: Int64 { contributions.values.reduce(0, &+) }
+    /// The sum of the contributions, saturating at `Int64.max` rather than wrapping.
+    public var total: Int64 {
+        contributions.values.reduce(0) { sum, value in
+            let (result, overflow) = sum.addingReportingOverflow(value)
+            return overflow ? .max : result
+        }
+    }
 
     public subscript(replica: ReplicaID) -> Int64 { contributions[replica] ?? 0 }
 
@@ -92,6 +98,23 @@ public struct RowChange: Hashable, Sendable, Codable {
     }
 
     public var isDeleted: Bool { tombstone != nil }
+
+    /// Counters with at least one contribution: an empty counter means the same as none.
+    var nonEmptyCounters: [String: Counter] { counters.filter { !$0.value.contributions.isEmpty } }
+
+    public static func == (lhs: RowChange, rhs: RowChange) -> Bool {
+        lhs.table == rhs.table && lhs.id == rhs.id && lhs.vv == rhs.vv && lhs.tombstone == rhs.tombstone
+            && lhs.fields == rhs.fields && lhs.nonEmptyCounters == rhs.nonEmptyCounters
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(table)
+        hasher.combine(id)
+        hasher.combine(vv)
+        hasher.combine(tombstone)
+        hasher.combine(fields)
+        hasher.combine(nonEmptyCounters)
+    }
 
     /// The row's key across tables.
     public var key: RowKey { RowKey(table: table, id: id) }

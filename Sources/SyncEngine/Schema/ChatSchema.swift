@@ -87,7 +87,8 @@ public enum ChatSchema {
             ColumnSchema("size", .int32),
             ColumnSchema("sha256", .text, maxBytes: 64),
         ],
-        parent: .init(column: "message_part_id", table: "message_parts")
+        parent: .init(column: "message_part_id", table: "message_parts"),
+        uniqueColumn: "message_part_id"
     )
 
     /// Parents before children: the order rows are created in and pushed in.

@@ -75,11 +75,14 @@ public struct TableSchema: Sendable, Equatable {
     public let name: String
     public let columns: [ColumnSchema]
     public let parent: Parent?
+    /// A column whose value at most one live row may hold (`artifacts.message_part_id`).
+    public let uniqueColumn: String?
 
-    public init(name: String, columns: [ColumnSchema], parent: Parent? = nil) {
+    public init(name: String, columns: [ColumnSchema], parent: Parent? = nil, uniqueColumn: String? = nil) {
         self.name = name
         self.columns = columns
         self.parent = parent
+        self.uniqueColumn = uniqueColumn
         self.columnsByName = Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0) })
     }
 
@@ -95,6 +98,6 @@ public struct TableSchema: Sendable, Equatable {
     public var requiredColumns: [ColumnSchema] { fieldColumns.filter { !$0.nullable } }
 
     public static func == (lhs: TableSchema, rhs: TableSchema) -> Bool {
-        lhs.name == rhs.name && lhs.columns == rhs.columns && lhs.parent == rhs.parent
+        lhs.name == rhs.name && lhs.columns == rhs.columns && lhs.parent == rhs.parent && lhs.uniqueColumn == rhs.uniqueColumn
     }
 }

@@ -109,6 +109,39 @@ struct PostgresReconcileStore: ReconcileStore {
         try await PostgresRowIO.store(connection, state, schema: schema, ownerID: ownerID, seq: seq, logger: logger)
     }
 
+    func liveRow(_ schema: TableSchema, column: String, value: JSONValue, excluding id: String) async throws -> OwnedRow? {
+        guard let columnSchema = schema.column(column) else { return nil }
+        let sql = "SELECT \(PostgresRowIO.selectList(schema)) FROM \(PostgresRowIO.quoted(schema.name)) WHERE \(PostgresRowIO.quoted(column)) = \(PostgresRowIO.writeExpression(columnSchema, parameter: 1)) AND id <> $2 LIMIT 1"
+        var binds = PostgresBindings()
+        try PostgresRowIO.append(value, type: columnSchema.type, to: &binds)
+        binds.append(id)
+        for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+            let stored = try PostgresRowIO.decode(row, schema: schema)
+            return OwnedRow(state: stored.state, ownerID: stored.ownerID)
+        }
+        return nil
+    }
+
+    func liveDescendants(of schema: TableSchema, id: String) async throws -> [RowChange] {
+        var result: [RowChange] = []
+        var frontier: [(TableSchema, [String])] = [(schema, [id])]
+        while let (parent, ids) = frontier.popLast() {
+            for child in ChatSchema.children(of: parent.name) {
+                guard let column = child.parent?.column else { continue }
+                let sql = "SELECT \(PostgresRowIO.selectList(child)) FROM \(PostgresRowIO.quoted(child.name)) WHERE \(PostgresRowIO.quoted(column)) = ANY($1) ORDER BY id"
+                var binds = PostgresBindings()
+                binds.append(ids)
+                var found: [RowChange] = []
+                for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+                    found.append(try PostgresRowIO.decode(row, schema: child).state)
+                }
+                result += found
+                if !found.isEmpty { frontier.append((child, found.map(\.id))) }
+            }
+        }
+        return result
+    }
+
     func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID) async throws {
         for conflict in conflicts {
             let winner = try conflict.winner.map(WireJSON.encodeString)

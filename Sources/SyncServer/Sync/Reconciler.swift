@@ -18,6 +18,10 @@ public protocol ReconcileStore {
     func load(_ schema: TableSchema, id: String) async throws -> OwnedRow?
     /// Stores a state for `ownerID` under change sequence number `seq`.
     func store(_ state: RowChange, schema: TableSchema, ownerID: Int64, seq: Int64) async throws
+    /// The live row other than `id` whose `column` holds `value`, if any.
+    func liveRow(_ schema: TableSchema, column: String, value: JSONValue, excluding id: String) async throws -> OwnedRow?
+    /// Every live row below `id` (children, grandchildren, …), whoever owns it.
+    func liveDescendants(of schema: TableSchema, id: String) async throws -> [RowChange]
     /// Appends to the conflict ledger.
     func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID) async throws
 }
@@ -78,7 +82,9 @@ public enum Reconciler {
                         conflicts.append(Conflict(
                             kind: .parentDeleted, table: change.table, rowID: change.id, column: nil, winner: nil,
                             winnerStamp: deletion, loser: nil, loserStamp: change.fields.values.map(\.stamp).max()))
-                        incoming = RowChange(table: change.table, id: change.id, vv: change.vv, tombstone: deletion)
+                        var vv = change.vv
+                        vv.record(deletion)
+                        incoming = RowChange(table: change.table, id: change.id, vv: vv, tombstone: deletion)
                     }
                 }
                 let missing = ChangeValidator.missingRequired(incoming)
@@ -87,9 +93,37 @@ public enum Reconciler {
                         "change \(position) (\(change.table)) is a new row without \(missing.joined(separator: ", "))")
                 }
             }
-            let merged = Merge.apply(incoming, to: current?.state, schema: schema)
+            var merged = Merge.apply(incoming, to: current?.state, schema: schema)
             conflicts += merged.conflicts
+            if merged.outcome == .inserted, let column = schema.uniqueColumn, let value = merged.state.fields[column]?.value,
+               let other = try await store.liveRow(schema, column: column, value: value, excluding: change.id)
+            {
+                // Two replicas created rows claiming one unique value: one keeps it, everywhere.
+                let winner = Merge.uniqueWinner(other.state, merged.state, column: column)
+                let loser = winner.id == other.state.id ? merged.state : other.state
+                let (tombstone, conflict) = Merge.uniqueLoser(loser, winner: winner, column: column)
+                conflicts.append(conflict)
+                if loser.id == change.id {
+                    merged = Merge.Result(state: tombstone, outcome: .deleted, conflicts: merged.conflicts)
+                } else {
+                    seq += 1
+                    try await store.store(tombstone, schema: schema, ownerID: ownerID, seq: seq)
+                }
+            }
             if merged.outcome != .unchanged {
+                if let deletion = merged.state.tombstone, current?.state.isDeleted != true {
+                    // Every row below a deleted one gets its own tombstone, so a device that
+                    // writes under it later learns it is gone instead of finding no parent.
+                    for descendant in try await store.liveDescendants(of: schema, id: change.id) {
+                        guard let descendantSchema = ChatSchema.table(descendant.table) else { continue }
+                        var vv = descendant.vv
+                        vv.record(deletion)
+                        seq += 1
+                        try await store.store(
+                            RowChange(table: descendant.table, id: descendant.id, vv: vv, tombstone: deletion),
+                            schema: descendantSchema, ownerID: ownerID, seq: seq)
+                    }
+                }
                 seq += 1
                 try await store.store(merged.state, schema: schema, ownerID: ownerID, seq: seq)
             }
