@@ -28,6 +28,14 @@ struct SimulationChecker {
             if status.parkedRows != 0 { failures.append("replica \(replica.id) still has \(status.parkedRows) rows waiting for a parent") }
         }
 
+        // Every replica's ledger shows every loss the server recorded.
+        let serverLedger = Set(await world.server.conflicts.map(\.identity))
+        for replica in world.replicas {
+            let local = Set(try replica.store.conflicts(limit: 1_000_000).map(\.conflict.identity))
+            let missing = serverLedger.subtracting(local)
+            if !missing.isEmpty { failures.append("replica \(replica.id) lacks \(missing.count) of the server's conflict records") }
+        }
+
         // 2. No write lost without a reason: each is the current value, was overwritten by a
         //    writer that had seen it, lost a recorded conflict, or went with a deleted row.
         let ledger = await world.server.conflicts

@@ -55,6 +55,11 @@ extension TestClientProtocol {
         }
     }
 
+    func pullPage(token: String, from cursor: Int64, limit: Int = 1_000) async throws -> PullResponse {
+        let response = try await send(.get, "/v1/sync/pull?cursor=\(cursor)&limit=\(limit)", token: token)
+        return try WireJSON.decode(PullResponse.self, from: Data(response.body.readableBytesView))
+    }
+
     func me(token: String) async throws -> WhoAmI {
         let response = try await send(.get, "/v1/me", token: token)
         return try WireJSON.decode(WhoAmI.self, from: Data(response.body.readableBytesView))

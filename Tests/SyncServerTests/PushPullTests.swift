@@ -174,6 +174,12 @@ struct PushPullTests {
             for try await row in ledger.decode((String?, String?, String?).self) { conflicts.append(row) }
             #expect(conflicts.count == 1)
             #expect(conflicts.first?.0 == "title" && conflicts.first?.1 == #""From A""# && conflicts.first?.2 == #""From B""#)
+
+            // The ledger syncs down: the device whose title lost sees the loss in its own ledger.
+            _ = try await a.applyPull(PullResponse(changes: final.changes, cursor: final.cursor, hasMore: false,
+                                                   conflicts: try await api.pullPage(token: token, from: all.cursor).conflicts))
+            let local = try a.conflicts().map(\.conflict)
+            #expect(local.contains { $0.column == "title" && $0.loser == "From A" && $0.winner == "From B" })
         }
     }
 }

@@ -7,6 +7,7 @@ enum LocalMigrations {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-chat-tables", migrate: createChatTables)
         migrator.registerMigration("v1-sync-metadata", migrate: createSyncTables)
+        migrator.registerMigration("v2-conflict-identity", migrate: addConflictIdentity)
         return migrator
     }
 
@@ -87,6 +88,17 @@ enum LocalMigrations {
                 sha256 TEXT,
                 sync_meta TEXT NOT NULL
             );
+            """)
+    }
+
+    /// One ledger entry per lost value, whether this replica detected it or the server did.
+    private static func addConflictIdentity(_ db: Database) throws {
+        try db.execute(sql: """
+            DELETE FROM sync_conflicts WHERE id NOT IN (
+                SELECT MIN(id) FROM sync_conflicts
+                GROUP BY kind, table_name, row_id, IFNULL(column_name, ''), IFNULL(loser_stamp, ''));
+            CREATE UNIQUE INDEX sync_conflicts_identity ON sync_conflicts
+                (kind, table_name, row_id, IFNULL(column_name, ''), IFNULL(loser_stamp, ''));
             """)
     }
 

@@ -53,6 +53,7 @@ extension ChatStore: SyncStorage {
                 changed += try applyRemote(db, change)
                 try observeClock(db, change.vv.maxHLC)
             }
+            try recordConflicts(db, page.conflicts)
             try db.execute(sql: "UPDATE sync_state SET pull_cursor = ? WHERE id = 1", arguments: [page.cursor])
             if !page.hasMore {
                 // Caught up: every live row the server has was delivered, so a row still waiting
@@ -189,7 +190,7 @@ extension ChatStore: SyncStorage {
         for conflict in conflicts {
             try db.execute(
                 sql: """
-                    INSERT INTO sync_conflicts (detected_at, kind, table_name, row_id, column_name, winner, winner_stamp, loser, loser_stamp)
+                    INSERT OR IGNORE INTO sync_conflicts (detected_at, kind, table_name, row_id, column_name, winner, winner_stamp, loser, loser_stamp)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [

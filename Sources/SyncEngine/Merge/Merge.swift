@@ -171,6 +171,12 @@ public struct Conflict: Hashable, Sendable, Codable {
         case duplicateRow = "duplicate_row"
     }
 
+    /// What makes two records the same loss, whichever replica detected it: the ledgers keep
+    /// one entry per identity.
+    public var identity: String {
+        "\(kind.rawValue)|\(table)|\(rowID)|\(column ?? "")|\(loserStamp?.text ?? "")"
+    }
+
     public var kind: Kind
     public var table: String
     public var rowID: String

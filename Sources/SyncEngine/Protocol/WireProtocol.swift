@@ -71,12 +71,38 @@ public struct PullResponse: Codable, Sendable, Equatable {
     public var cursor: Int64
     /// Whether more changes wait after `cursor`.
     public var hasMore: Bool
+    /// Entries of the server's conflict ledger recorded with the changes of this page, so
+    /// every device's ledger shows every lost value. Absent (empty) when there are none.
+    public var conflicts: [Conflict]
 
-    public init(protocolVersion: Int = SyncProtocol.version, changes: [RowChange], cursor: Int64, hasMore: Bool) {
+    public init(
+        protocolVersion: Int = SyncProtocol.version, changes: [RowChange], cursor: Int64, hasMore: Bool, conflicts: [Conflict] = []
+    ) {
         self.protocolVersion = protocolVersion
         self.changes = changes
         self.cursor = cursor
         self.hasMore = hasMore
+        self.conflicts = conflicts
+    }
+
+    enum CodingKeys: String, CodingKey { case protocolVersion, changes, cursor, hasMore, conflicts }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        protocolVersion = try container.decode(Int.self, forKey: .protocolVersion)
+        changes = try container.decode([RowChange].self, forKey: .changes)
+        cursor = try container.decode(Int64.self, forKey: .cursor)
+        hasMore = try container.decode(Bool.self, forKey: .hasMore)
+        conflicts = try container.decodeIfPresent([Conflict].self, forKey: .conflicts) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(protocolVersion, forKey: .protocolVersion)
+        try container.encode(changes, forKey: .changes)
+        try container.encode(cursor, forKey: .cursor)
+        try container.encode(hasMore, forKey: .hasMore)
+        if !conflicts.isEmpty { try container.encode(conflicts, forKey: .conflicts) }
     }
 }
 

@@ -164,6 +164,18 @@ public enum PostgresMigrations {
             );
             CREATE INDEX sync_conflicts_owner ON sync_conflicts (owner_id, id);
             """),
+        // The ledger syncs down with the changes that caused each entry, and records each loss
+        // once however many times (or by whom) it is detected.
+        Migration(name: "0004-conflicts-sync", sql: """
+            ALTER TABLE sync_conflicts ADD COLUMN sync_seq bigint NOT NULL DEFAULT 0;
+            CREATE INDEX sync_conflicts_owner_seq ON sync_conflicts (owner_id, sync_seq);
+            DELETE FROM sync_conflicts a USING sync_conflicts b
+            WHERE a.id > b.id AND a.owner_id = b.owner_id AND a.kind = b.kind AND a.table_name = b.table_name
+              AND a.row_id = b.row_id AND coalesce(a.column_name, '') = coalesce(b.column_name, '')
+              AND coalesce(a.loser_stamp, '') = coalesce(b.loser_stamp, '');
+            CREATE UNIQUE INDEX sync_conflicts_identity ON sync_conflicts
+                (owner_id, kind, table_name, row_id, coalesce(column_name, ''), coalesce(loser_stamp, ''));
+            """),
     ]
 
     /// Applies the migrations not applied yet; returns their names.

@@ -78,7 +78,23 @@ public struct PostgresSyncRepository: SyncRepository {
             let changes = page.compactMap { entry in
                 live[entry.table]?[entry.id] ?? tombstones[RowKey(table: entry.table, id: entry.id)]
             }
-            return PullResponse(changes: changes, cursor: page.last?.seq ?? cursor, hasMore: hasMore)
+            let last = page.last?.seq ?? cursor
+            var conflicts: [Conflict] = []
+            if last > cursor {
+                let rows = try await connection.query("""
+                    SELECT kind, table_name, row_id, column_name, winner::text, winner_stamp, loser::text, loser_stamp
+                    FROM sync_conflicts WHERE owner_id = \(userID) AND sync_seq > \(cursor) AND sync_seq <= \(last) ORDER BY id
+                    """, logger: logger)
+                for try await (kind, table, rowID, column, winner, winnerStamp, loser, loserStamp) in rows.decode(
+                    (String, String, String, String?, String?, String?, String?, String?).self)
+                {
+                    conflicts.append(Conflict(
+                        kind: Conflict.Kind(rawValue: kind) ?? .concurrentWrite, table: table, rowID: rowID, column: column,
+                        winner: try winner.map { try WireJSON.decode(JSONValue.self, from: $0) }, winnerStamp: winnerStamp.flatMap(Stamp.init(text:)),
+                        loser: try loser.map { try WireJSON.decode(JSONValue.self, from: $0) }, loserStamp: loserStamp.flatMap(Stamp.init(text:))))
+                }
+            }
+            return PullResponse(changes: changes, cursor: last, hasMore: hasMore, conflicts: conflicts)
         }
     }
 }
@@ -142,14 +158,15 @@ struct PostgresReconcileStore: ReconcileStore {
         return result
     }
 
-    func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID) async throws {
+    func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID, seq: Int64) async throws {
         for conflict in conflicts {
             let winner = try conflict.winner.map(WireJSON.encodeString)
             let loser = try conflict.loser.map(WireJSON.encodeString)
             try await connection.query("""
-                INSERT INTO sync_conflicts (owner_id, replica_id, kind, table_name, row_id, column_name, winner, winner_stamp, loser, loser_stamp)
+                INSERT INTO sync_conflicts (owner_id, replica_id, kind, table_name, row_id, column_name, winner, winner_stamp, loser, loser_stamp, sync_seq)
                 VALUES (\(ownerID), \(replicaID.rawValue), \(conflict.kind.rawValue), \(conflict.table), \(conflict.rowID),
-                        \(conflict.column), \(winner)::jsonb, \(conflict.winnerStamp?.text), \(loser)::jsonb, \(conflict.loserStamp?.text))
+                        \(conflict.column), \(winner)::jsonb, \(conflict.winnerStamp?.text), \(loser)::jsonb, \(conflict.loserStamp?.text), \(seq))
+                ON CONFLICT DO NOTHING
                 """, logger: logger)
         }
     }

@@ -12,8 +12,10 @@ public actor InMemorySyncRepository: SyncRepository {
     /// Rows by key, live and tombstones.
     private var rows: [RowKey: Entry] = [:]
     private var sequences: [Int64: Int64] = [:]
-    /// The conflict ledger, in detection order.
-    public private(set) var conflicts: [Conflict] = []
+    /// The conflict ledger, in detection order, with the sequence number each was recorded at.
+    private var ledger: [(conflict: Conflict, ownerID: Int64, seq: Int64)] = []
+
+    public var conflicts: [Conflict] { ledger.map(\.conflict) }
 
     public init() {}
 
@@ -23,7 +25,9 @@ public actor InMemorySyncRepository: SyncRepository {
         let outcome = try await Reconciler.reconcile(
             request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: sequences[userID] ?? 0, store: staging)
         rows = staging.rows
-        conflicts += staging.conflicts
+        for entry in staging.conflicts where !ledger.contains(where: { $0.conflict.identity == entry.conflict.identity && $0.ownerID == entry.ownerID }) {
+            ledger.append(entry)
+        }
         sequences[userID] = outcome.lastSeq
         return PushResponse(results: outcome.results, conflicts: outcome.conflicts)
     }
@@ -31,7 +35,9 @@ public actor InMemorySyncRepository: SyncRepository {
     public func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
         let newer = rows.values.filter { $0.row.ownerID == userID && $0.seq > cursor }.sorted { $0.seq < $1.seq }
         let page = newer.prefix(limit)
-        return PullResponse(changes: page.map(\.row.state), cursor: page.last?.seq ?? cursor, hasMore: newer.count > limit)
+        let last = page.last?.seq ?? cursor
+        let conflicts = ledger.filter { $0.ownerID == userID && $0.seq > cursor && $0.seq <= last }.map(\.conflict)
+        return PullResponse(changes: page.map(\.row.state), cursor: last, hasMore: newer.count > limit, conflicts: conflicts)
     }
 
     /// Every row state the user has here, live and tombstones.
@@ -44,7 +50,7 @@ public actor InMemorySyncRepository: SyncRepository {
     /// The reconciler's view of one push: a private copy of the rows.
     final class Staging: ReconcileStore {
         var rows: [RowKey: Entry]
-        var conflicts: [Conflict] = []
+        var conflicts: [(conflict: Conflict, ownerID: Int64, seq: Int64)] = []
 
         init(rows: [RowKey: Entry]) { self.rows = rows }
 
@@ -77,8 +83,8 @@ public actor InMemorySyncRepository: SyncRepository {
             return result
         }
 
-        func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID) async throws {
-            self.conflicts += conflicts
+        func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID, seq: Int64) async throws {
+            self.conflicts += conflicts.map { ($0, ownerID, seq) }
         }
     }
 }

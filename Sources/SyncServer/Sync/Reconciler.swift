@@ -22,8 +22,9 @@ public protocol ReconcileStore {
     func liveRow(_ schema: TableSchema, column: String, value: JSONValue, excluding id: String) async throws -> OwnedRow?
     /// Every live row below `id` (children, grandchildren, …), whoever owns it.
     func liveDescendants(of schema: TableSchema, id: String) async throws -> [RowChange]
-    /// Appends to the conflict ledger.
-    func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID) async throws
+    /// Appends to the conflict ledger under change sequence `seq` (so pulls deliver it with the
+    /// change that caused it); an entry already recorded is not recorded twice.
+    func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID, seq: Int64) async throws
 }
 
 /// Why a push was refused as a whole. Nothing of the batch is stored.
@@ -128,7 +129,7 @@ public enum Reconciler {
                 try await store.store(merged.state, schema: schema, ownerID: ownerID, seq: seq)
             }
             if !conflicts.isEmpty {
-                try await store.recordConflicts(conflicts, ownerID: ownerID, replicaID: replicaID)
+                try await store.recordConflicts(conflicts, ownerID: ownerID, replicaID: replicaID, seq: seq)
                 conflictCount += conflicts.count
             }
             let outcome: PushOutcome = switch merged.outcome {
