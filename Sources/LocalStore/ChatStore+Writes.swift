@@ -136,6 +136,7 @@ extension ChatStore {
     /// Completes a pending assistant message with its usage and latency; the session's token
     /// totals grow by the same amounts in the same transaction.
     public func completeMessage(id: String, usage: Usage, latencyMs: Int64, completedAt: Millis? = nil) throws {
+        try Self.check(usage: usage, latencyMs: latencyMs)
         try writer.write { db in
             let stamp = try nextStamp(db)
             let message = try requirePendingMessage(db, id)
@@ -159,6 +160,7 @@ extension ChatStore {
         id: String, error: String, errorType: String, details: JSONValue? = nil, isAborted: Bool = false,
         usage: Usage? = nil, latencyMs: Int64? = nil, partID: String = ChatStore.newID()
     ) throws {
+        if let usage { try Self.check(usage: usage, latencyMs: latencyMs ?? 0) }
         try writer.write { db in
             let stamp = try nextStamp(db)
             let message = try requirePendingMessage(db, id)
@@ -218,6 +220,14 @@ extension ChatStore {
     }
 
     // MARK: Aggregates
+
+    /// Token counts and latency are never negative: the session totals only ever grow.
+    static func check(usage: Usage, latencyMs: Int64) throws {
+        let values = [usage.promptTokens, usage.completionTokens, usage.totalTokens, usage.cachedInputTokens, usage.reasoningTokens, latencyMs]
+        guard values.allSatisfy({ $0 >= 0 }) else {
+            throw LocalStoreError.invalid("token counts and latency must not be negative")
+        }
+    }
 
     private func touchSession(_ db: Database, stamp: Stamp, _ sessionID: String, at: Millis) throws {
         try write(db, stamp: stamp, ChatSchema.sessions, id: sessionID, set: ["last_active_at": .int(at)])

@@ -22,6 +22,7 @@ public enum ChatServer {
         let v1 = router.group("v1").add(middleware: AuthMiddleware(users: users))
         SyncController(repository: repository, users: users, configuration: configuration, validator: ChangeValidator())
             .addRoutes(to: v1)
+        LiveEndpoint.addRoutes(to: v1)
         return router
     }
 
@@ -38,10 +39,12 @@ public enum ChatServer {
         let router = buildRouter(configuration: configuration, repository: repository, users: users) {
             (try? await client.query("SELECT 1", logger: logger)) != nil
         }
+        let hub = LiveHub()
         return Application(
             router: router,
+            server: LiveEndpoint.serverBuilder(users: users, hub: hub),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-server"),
-            services: [client],
+            services: [client, CommitListener(client: client, hub: hub, logger: logger)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
     }

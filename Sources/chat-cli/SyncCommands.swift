@@ -40,15 +40,37 @@ func serverConfiguration(_ store: ChatStore) throws -> ChatStore.ServerConfigura
 
 struct Sync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Push local changes, then pull the server's; safe to interrupt and run again.")
+        abstract: "Push local changes, then pull the server's; safe to interrupt and run again.",
+        discussion: """
+            With --watch it stays connected: changes from other devices arrive as they are made, \
+            local writes (from any chat-cli on this replica) are pushed within a second, and a lost \
+            connection is retried with exponential backoff. Stop it with Ctrl-C.
+            """)
 
     @OptionGroup var store: StoreOptions
+    @Flag(help: "Stay connected and sync live until interrupted.") var watch = false
 
     func run() async throws {
         try await handled {
             let store = try store.open()
             guard let server = try serverConfiguration(store) else {
                 throw CLIError("No server is configured; run `chat-cli configure --server URL --token TOKEN` first.")
+            }
+            if watch {
+                print("Watching \(server.url); Ctrl-C stops.")
+                let driver = LiveSyncDriver(storage: store, baseURL: server.url, token: server.token) { activity in
+                    switch activity {
+                    case .synced(let report) where report.pushed > 0 || report.applied > 0:
+                        print("\(formatTime(ChatStore.systemNow())) synced: pushed \(report.pushed), applied \(report.applied)")
+                    case .synced: break
+                    case .syncFailed(let error as SyncError): print("\(formatTime(ChatStore.systemNow())) \(describe(error))")
+                    case .syncFailed(let error): print("\(formatTime(ChatStore.systemNow())) sync failed: \(error)")
+                    case .connected: print("\(formatTime(ChatStore.systemNow())) live")
+                    case .disconnected: print("\(formatTime(ChatStore.systemNow())) live channel lost; retrying with backoff")
+                    }
+                }
+                try await driver.run()
+                return
             }
             let synchronizer = Synchronizer(storage: store, transport: HTTPSyncTransport(baseURL: server.url, token: server.token))
             let report = try await synchronizer.syncOnce(nowMillis: ChatStore.systemNow)

@@ -17,9 +17,8 @@ struct JSONColumnTests {
         false,
     ]
 
-    // Fails for `true` and `false`: `RowIO.databaseValue` matches `.bool` before the `.json`
-    // column type, so a top-level JSON boolean is stored as the integer 1/0 and reads back as
-    // `.int(1)`/`.int(0)` (Sources/LocalStore/Database/RowIO.swift, lines 67-68).
+    // Regression: `RowIO.databaseValue` used to match `.bool` before the `.json` column type, so
+    // a top-level JSON boolean was stored as the integer 1/0 and read back as `.int(1)`/`.int(0)`.
     @Test("a part's content reads back exactly as written", arguments: values)
     func partContent(_ value: JSONValue) async throws {
         let store = try ChatStore.inMemory(replicaID: replicaA, now: TestClock().closure)
@@ -33,7 +32,7 @@ struct JSONColumnTests {
         #expect(pushed?.fields["content"]?.value == value)
     }
 
-    // Same defect through `failMessage(details:)`.
+    // The same path through `failMessage(details:)`.
     @Test("a message's error details read back exactly as written", arguments: values)
     func errorDetails(_ value: JSONValue) async throws {
         let store = try ChatStore.inMemory(replicaID: replicaA, now: TestClock().closure)

@@ -18,13 +18,12 @@ struct SyncEdgeCaseTests {
         fileB = try TemporaryStore(clock: clockB)
     }
 
-    // BUG: ChatStore+Sync.swift, `applyRemote`, the parent-deleted branch (line 90) turns the
-    // incoming row into `RowChange(vv: incoming.vv, tombstone: parentState.tombstone)`: the
-    // tombstone's stamp is not in the vector. When the row still has an outbox entry (written
-    // here before the local delete cascaded it; entries of cascaded rows are only dropped when a
-    // batch is read), `nextOutboxBatch` hands that tombstone out, and `ChangeValidator` (which the
-    // server runs on every push, and `applyPull` on every pulled change) refuses it, so the push
-    // fails on every retry.
+    // Regression: the parent-deleted branch of `applyRemote` used to store
+    // `RowChange(vv: incoming.vv, tombstone: parentState.tombstone)`, a tombstone whose stamp is
+    // not in its vector. When the row still had an outbox entry (written here before a local
+    // delete cascaded it; such entries are only dropped when a batch is read), `nextOutboxBatch`
+    // handed that tombstone out and `ChangeValidator` (run by the server on every push and by
+    // `applyPull` on every pulled change) refused it on every retry.
     @Test("every change a replica hands out passes the validator, also after a pull lands in a locally deleted session")
     func tombstoneUnderDeletedParent() async throws {
         try a.createSession(title: "s", agent: "a", provider: "p", model: "m", projectPath: "/", id: "s1")
@@ -52,12 +51,10 @@ struct SyncEdgeCaseTests {
         #expect(try a.session(id: "s1") == nil)
     }
 
-    // BUG: a concurrent artifact on one part wedges sync. `addArtifact` checks "one per part"
-    // only locally; two replicas can each attach one to the same (synced) part. Applying the
-    // other replica's artifact then fails on `artifacts.message_part_id UNIQUE`
-    // (LocalMigrations.swift line 168) inside `RowIO.store` (called from `applyRemote`,
-    // ChatStore+Sync.swift line 103) with a raw GRDB `DatabaseError`: the page is rolled back,
-    // the cursor does not move, and every later pull fails on the same page.
+    // Regression: `addArtifact` checks "one per part" only locally, so two replicas can each
+    // attach one to the same synced part. Applying the other's artifact used to fail on
+    // `artifacts.message_part_id UNIQUE` inside `RowIO.store` with a raw GRDB `DatabaseError`: the
+    // page rolled back, the cursor stayed, and every later pull failed on the same page.
     @Test("two replicas attaching an artifact to the same part still converge")
     func concurrentArtifacts() async throws {
         try a.createSession(title: "s", agent: "a", provider: "p", model: "m", projectPath: "/", id: "s1")
@@ -75,10 +72,9 @@ struct SyncEdgeCaseTests {
         #expect(try visibleState(a) == visibleState(b))
     }
 
-    // BUG (minor): when a parked row's parent arrives deleted, only the rows parked directly
-    // under it are dropped (ChatStore+Sync.swift line 107, `DELETE FROM sync_parked WHERE
-    // parent_id = ?`). Rows parked under those rows can never be applied (their ancestor is
-    // deleted) but stay in `sync_parked`, and `syncStatus().parkedRows` counts them forever.
+    // Regression: when a parked row's parent arrived deleted, only the rows parked directly under
+    // it were dropped (`DELETE FROM sync_parked WHERE parent_id = ?`); rows parked under those
+    // could never be applied but stayed parked, and `syncStatus().parkedRows` counted them forever.
     @Test("rows parked below a row that turns out deleted do not stay parked")
     func parkedGrandchildOfTombstone() async throws {
         try a.createSession(title: "s", agent: "a", provider: "p", model: "m", projectPath: "/", id: "s1")

@@ -81,6 +81,8 @@ struct BadRequestTests {
                 Case(name: "pull with a negative cursor", method: .get, uri: "/v1/sync/pull?cursor=-1", body: nil, status: .badRequest, code: "bad_request"),
                 Case(name: "pull with a limit of zero", method: .get, uri: "/v1/sync/pull?limit=0", body: nil, status: .badRequest, code: "bad_request"),
                 Case(name: "pull with a huge limit", method: .get, uri: "/v1/sync/pull?limit=1000000", body: nil, status: .badRequest, code: "bad_request"),
+                Case(name: "the live endpoint without a WebSocket upgrade", method: .get, uri: "/v1/sync/live", body: nil,
+                     status: .upgradeRequired, code: "upgrade_required"),
                 Case(name: "unknown route", method: .get, uri: "/v1/nothing-here", body: nil, status: .notFound, code: "not_found"),
             ]
         }

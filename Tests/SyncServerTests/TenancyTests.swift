@@ -63,7 +63,7 @@ struct TenancyTests {
     func authentication() async throws {
         try await Harness.run { api, _ in
             for token in [nil, "", "cst_0000000000000000000000000000000000000000000000000000000000000000", String(repeating: "x", count: 5_000)] {
-                for (method, uri) in [(HTTPRequest.Method.get, "/v1/me"), (.get, "/v1/sync/pull?cursor=0"), (.post, "/v1/sync/push")] {
+                for (method, uri) in [(HTTPRequest.Method.get, "/v1/me"), (.get, "/v1/sync/pull?cursor=0"), (.post, "/v1/sync/push"), (.get, "/v1/sync/live")] {
                     let response = try await api.send(method, uri, token: token, body: method == .post ? Data("{}".utf8) : nil)
                     #expect(response.status == .unauthorized, "\(method) \(uri)")
                     #expect(response.errorBody?.error.code == "unauthorized")

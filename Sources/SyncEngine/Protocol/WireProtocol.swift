@@ -133,3 +133,18 @@ public struct WhoAmI: Codable, Sendable, Equatable {
         self.serverCursor = serverCursor
     }
 }
+
+/// A message on the live channel (`GET /v1/sync/live`, a WebSocket). The server sends a poke
+/// when the user's change sequence moved (and one right after connecting); the device answers
+/// by pulling. Pokes carry no data: the pull stays the one way changes travel, so the live
+/// channel can lose or repeat messages without harm.
+public struct LiveMessage: Codable, Sendable, Equatable {
+    public var type: String
+    /// The user's change sequence on the server when the poke was sent.
+    public var cursor: Int64
+
+    public init(type: String = "poke", cursor: Int64) {
+        self.type = type
+        self.cursor = cursor
+    }
+}

@@ -32,6 +32,9 @@ public struct PostgresSyncRepository: SyncRepository {
             if outcome.lastSeq != seq {
                 try await connection.query(
                     "UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID)", logger: logger)
+                // Delivered to every listening server instance when (and only if) this commits.
+                try await connection.query(
+                    "SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(outcome.lastSeq)"))", logger: logger)
             }
             return outcome
         }

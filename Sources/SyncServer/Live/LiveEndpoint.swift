@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Logging
+import SyncEngine
+
+/// `GET /v1/sync/live`: a WebSocket on which the server pokes a device whenever the user's
+/// change sequence moves (`LiveMessage`). The upgrade is authenticated like every request;
+/// without a valid token, or without an upgrade, the request reaches the router (401 / 426).
+enum LiveEndpoint {
+    static let path = "/v1/sync/live"
+
+    static func serverBuilder(users: UserRepository, hub: LiveHub) -> HTTPServerBuilder {
+        .http1WebSocketUpgrade { request, _, logger in
+            guard request.path?.split(separator: "?").first.map(String.init) == path,
+                  let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
+                  let user = try await users.authenticate(token: String(header.dropFirst("Bearer ".count)))
+            else { return .dontUpgrade }
+            let current = try await users.serverCursor(userID: user.id)
+            return .upgrade([:]) { inbound, outbound, _ in
+                let (id, sequence) = await hub.subscribe(userID: user.id, current: current)
+                logger.debug("live channel opened", metadata: ["user": "\(user.id)"])
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        // Reading keeps pings answered and tells us when the device goes away.
+                        do { for try await _ in inbound {} } catch {}
+                    }
+                    group.addTask {
+                        for await seq in sequence {
+                            let text = (try? WireJSON.encodeString(LiveMessage(cursor: seq))) ?? ""
+                            do { try await outbound.write(.text(text)) } catch { return }
+                        }
+                    }
+                    await group.next()
+                    group.cancelAll()
+                }
+                await hub.unsubscribe(userID: user.id, id: id)
+            }
+        }
+    }
+
+    /// The plain-HTTP side of the route: reached when the request is not a WebSocket upgrade.
+    static func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("sync/live") { _, _ -> Response in
+            throw APIError(.upgradeRequired, code: "upgrade_required", "open this endpoint as a WebSocket")
+        }
+    }
+}
