@@ -190,6 +190,12 @@ final class World {
             log.parents[RowKey(table: "message_parts", id: id)] = messageKey
             replica.streaming[index].parts.append(id)
             try record(replica, [RowKey(table: "message_parts", id: id)])
+        } else if roll < 0.33, let part = pick(parts) {
+            // An artifact on one of the parts; another replica may attach one to the same part.
+            let id = newID("a")
+            try store.addArtifact(partID: part, kind: "file", path: "/tmp/\(id)", mime: "text/plain", size: 1, id: id)
+            log.parents[RowKey(table: "artifacts", id: id)] = RowKey(table: "message_parts", id: part)
+            try record(replica, [RowKey(table: "artifacts", id: id)])
         } else if roll < 0.60, let part = pick(parts) {
             let text = String(repeating: "x", count: Int(random.next() % 40))
             try store.updatePart(id: part, content: ["text": .string(text)])
