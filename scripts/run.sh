@@ -5,7 +5,9 @@
 #   scripts/run.sh stop   stop the development PostgreSQL cluster
 #
 # Data lives under .data/ in the repository and is reused across runs:
-#   .data/postgres   PostgreSQL cluster (override with CHAT_PG_DIR)
+#   .data/postgres   PostgreSQL cluster (override with CHAT_PG_DIR); as root it is
+#                    /var/lib/chat-store/postgres-<repo hash> instead, since the
+#                    postgres user may not be able to enter a checkout under /root
 #   .data/dev-token  API token of the "dev" user
 #
 # Environment: CHAT_PORT (default 8787) is the HTTP port of the server.
@@ -14,7 +16,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd -P)
 
-PG_DIR=${CHAT_PG_DIR:-$REPO/.data/postgres}
+if [[ $(id -u) -eq 0 ]]; then
+    default_pg_dir=/var/lib/chat-store/postgres-$(printf '%s' "$REPO" | md5sum | cut -c1-8)
+else
+    default_pg_dir=$REPO/.data/postgres
+fi
+PG_DIR=${CHAT_PG_DIR:-$default_pg_dir}
 TOKEN_FILE="$REPO/.data/dev-token"
 PORT=${CHAT_PORT:-8787}
 # Development data should survive a crash: keep fsync on unless asked.
@@ -30,7 +37,7 @@ fi
 ./scripts/setup-system.sh
 
 # Start (or reuse) the persistent cluster.
-mkdir -p "$REPO/.data"
+mkdir -p "$REPO/.data" "$(dirname "$PG_DIR")"
 DATABASE_URL=$(./scripts/pg.sh start "$PG_DIR" | tail -n 1)
 export DATABASE_URL
 
