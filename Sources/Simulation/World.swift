@@ -191,7 +191,8 @@ final class World {
             replica.streaming[index].parts.append(id)
             try record(replica, [RowKey(table: "message_parts", id: id)])
         } else if roll < 0.33, let part = pick(parts) {
-            // An artifact on one of the parts; another replica may attach one to the same part.
+            // An artifact on one of this reply's parts (the duplicate-artifact race between two
+            // replicas is covered by LocalStore's and the server's tests, not here).
             let id = newID("a")
             try store.addArtifact(partID: part, kind: "file", path: "/tmp/\(id)", mime: "text/plain", size: 1, id: id)
             log.parents[RowKey(table: "artifacts", id: id)] = RowKey(table: "message_parts", id: part)

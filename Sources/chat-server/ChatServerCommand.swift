@@ -9,7 +9,7 @@ struct ChatServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-server",
         abstract: "The chat store's sync server: canonical PostgreSQL store, auth and sync endpoints.",
-        subcommands: [Serve.self, Migrate.self, CreateUser.self, CreateToken.self],
+        subcommands: [Serve.self, Migrate.self, CreateUser.self, CreateToken.self, PruneTombstones.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -156,5 +156,35 @@ struct CreateToken: AsyncParsableCommand {
             try await UserRepository(client: client, logger: logger).createToken(userName: user, label: label)
         }
         print(token)
+    }
+}
+
+struct PruneTombstones: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove tombstones older than the retention window (run it daily, e.g. from cron).",
+        discussion: """
+            Devices whose last pull predates a removed tombstone are told to pull everything again \
+            (410 cursor_expired) and do so on their own, keeping their unpushed writes.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "The retention window in days.") var olderThanDays = 90
+
+    func validate() throws {
+        guard olderThanDays >= 0 else { throw ValidationError("--older-than-days must be 0 or more.") }
+    }
+
+    func run() async throws {
+        try await reportingDatabaseErrors { try await prune() }
+    }
+
+    func prune() async throws {
+        let logger = database.logger()
+        let days = olderThanDays
+        let removed = try await ChatServer.withDatabase(try database.url(), logger: logger) { client in
+            try await PostgresSyncRepository(client: client, logger: logger).pruneTombstones(olderThanDays: days)
+        }
+        print("Removed \(removed) tombstones older than \(days) days.")
     }
 }

@@ -18,7 +18,8 @@ struct ChatSim: AsyncParsableCommand {
 
     func run() async throws {
         if let seed {
-            let report = await Simulation.run(seed: seed, options: .init(steps: steps, onDisk: onDisk))
+            // Same storage choice as the batch run, so a printed seed replays exactly.
+            let report = await Simulation.run(seed: seed, options: .init(steps: steps, onDisk: onDisk || seed % 10 == 0))
             print(report.summary)
             if !report.passed { throw ExitCode(1) }
             return

@@ -75,7 +75,9 @@ struct MigrationTests {
         try await withFileStore { store in
             try store.writer.read { db in
                 let expected: [String: [String]] = [
-                    "sync_state": ["id", "replica_id", "hlc", "pull_cursor", "last_sync_at", "last_push_at", "server_url", "token"],
+                    "sync_state": ["id", "replica_id", "hlc", "pull_cursor", "last_sync_at", "last_push_at", "server_url", "token",
+                                   "resetting"],
+                    "sync_reset_seen": ["table_name", "row_id"],
                     "sync_outbox": ["seq", "table_name", "row_id", "columns", "revision", "first_written_at"],
                     "sync_tombstones": ["table_name", "row_id", "sync_meta", "deleted_at"],
                     "sync_parked": ["table_name", "row_id", "parent_id", "change"],

@@ -48,8 +48,8 @@ struct SyncLoopTests {
             event: .liveFailed(now: 3_000, random: 0), state: .backingOff(until: 3_050), actions: [.wake(at: 3_050)]),
         Row(name: "live (connected) + success → stays live without reconnecting", path: toLive + [.poke], event: .syncSucceeded(now: 0),
             state: .live, actions: []),
-        Row(name: "backing off + early tick → wait again", path: toBackingOff, event: .tick(now: 1_010), state: .backingOff(until: 1_050),
-            actions: [.wake(at: 1_050)]),
+        Row(name: "backing off + early tick → nothing (the wake is already scheduled)", path: toBackingOff, event: .tick(now: 1_010),
+            state: .backingOff(until: 1_050), actions: []),
         Row(name: "backing off + tick at the deadline → sync", path: toBackingOff, event: .tick(now: 1_050), state: .syncing(again: false),
             actions: [.sync]),
         Row(name: "backing off ignores pokes", path: toBackingOff, event: .poke, state: .backingOff(until: 1_050), actions: []),
@@ -73,7 +73,7 @@ struct SyncLoopTests {
         #expect(machine.handle(.tick(now: 15_000)) == [.sync])
     }
 
-    @Test("backoff grows exponentially per failure in a row, is capped, jittered within [d/2, d), and resets on success")
+    @Test("backoff grows exponentially per failure in a row, is capped, jittered within [d/2, d), and resets once live")
     func backoffGrowth() {
         let backoff = SyncLoop.Backoff(minimumMillis: 100, maximumMillis: 1_000)
         #expect((1...6).map { backoff.delay(failures: $0, random: 0) } == [50, 100, 200, 400, 500, 500])
@@ -96,7 +96,11 @@ struct SyncLoopTests {
             _ = machine.handle(.tick(now: now))
         }
         #expect(waits == [50, 100, 200, 400])
+        // A successful round alone does not reset the count (the live channel may still be
+        // failing); opening the live channel does.
         _ = machine.handle(.syncSucceeded(now: now))
+        #expect(machine.failures == 4)
+        _ = machine.handle(.liveConnected)
         #expect(machine.failures == 0)
     }
 }

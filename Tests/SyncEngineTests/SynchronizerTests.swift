@@ -81,6 +81,11 @@ actor FakeStorage: SyncStorage {
         await log.add("completed \(atMillis)")
         completedAt.append(atMillis)
     }
+
+    func beginReset() async throws {
+        await log.add("reset")
+        cursor = 0
+    }
 }
 
 /// A server: acknowledges pushes and serves scripted pull pages by cursor.

@@ -8,6 +8,7 @@ enum LocalMigrations {
         migrator.registerMigration("v1-chat-tables", migrate: createChatTables)
         migrator.registerMigration("v1-sync-metadata", migrate: createSyncTables)
         migrator.registerMigration("v2-conflict-identity", migrate: addConflictIdentity)
+        migrator.registerMigration("v3-reset", migrate: addReset)
         return migrator
     }
 
@@ -99,6 +100,19 @@ enum LocalMigrations {
                 GROUP BY kind, table_name, row_id, IFNULL(column_name, ''), IFNULL(loser_stamp, ''));
             CREATE UNIQUE INDEX sync_conflicts_identity ON sync_conflicts
                 (kind, table_name, row_id, IFNULL(column_name, ''), IFNULL(loser_stamp, ''));
+            """)
+    }
+
+    /// A full re-pull after the server pruned deletes this replica had not seen: which rows the
+    /// re-pull delivered, so the rest can be swept once it is caught up.
+    private static func addReset(_ db: Database) throws {
+        try db.execute(sql: """
+            ALTER TABLE sync_state ADD COLUMN resetting INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE sync_reset_seen (
+                table_name TEXT NOT NULL,
+                row_id TEXT NOT NULL,
+                PRIMARY KEY (table_name, row_id)
+            ) WITHOUT ROWID;
             """)
     }
 

@@ -54,6 +54,14 @@ extension ChatStore: SyncStorage {
                 try observeClock(db, change.vv.maxHLC)
             }
             try recordConflicts(db, page.conflicts)
+            let resetting = try Bool.fetchOne(db, sql: "SELECT resetting FROM sync_state WHERE id = 1") ?? false
+            if resetting {
+                for change in page.changes {
+                    try db.execute(sql: "INSERT OR IGNORE INTO sync_reset_seen (table_name, row_id) VALUES (?, ?)",
+                                   arguments: [change.table, change.id])
+                }
+                if !page.hasMore { changed += try sweepAfterReset(db) }
+            }
             try db.execute(sql: "UPDATE sync_state SET pull_cursor = ? WHERE id = 1", arguments: [page.cursor])
             if !page.hasMore {
                 // Caught up: every live row the server has was delivered, so a row still waiting
@@ -62,6 +70,35 @@ extension ChatStore: SyncStorage {
             }
             return changed
         }
+    }
+
+    public func beginReset() async throws {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM sync_reset_seen")
+            try db.execute(sql: "UPDATE sync_state SET resetting = 1, pull_cursor = 0 WHERE id = 1")
+        }
+    }
+
+    /// The end of a reset: live rows the full re-pull did not deliver were deleted on the server
+    /// (their tombstones pruned since); they go, unless they carry unpushed writes, which stay
+    /// and will be pushed. Parents first, so cascades take the children along.
+    private func sweepAfterReset(_ db: Database) throws -> Int {
+        var removed = 0
+        for schema in ChatSchema.tables {
+            let table = schema.name.quotedDatabaseIdentifier
+            let doomed = try String.fetchAll(db, sql: """
+                SELECT id FROM \(table) t
+                WHERE NOT EXISTS (SELECT 1 FROM sync_reset_seen s WHERE s.table_name = ? AND s.row_id = t.id)
+                  AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.table_name = ? AND o.row_id = t.id)
+                """, arguments: [schema.name, schema.name])
+            for id in doomed {
+                try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [id])
+                removed += 1
+            }
+        }
+        try db.execute(sql: "DELETE FROM sync_reset_seen")
+        try db.execute(sql: "UPDATE sync_state SET resetting = 0 WHERE id = 1")
+        return removed
     }
 
     public func recordSyncCompleted(atMillis: Int64) async throws {

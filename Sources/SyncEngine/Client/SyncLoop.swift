@@ -72,7 +72,8 @@ public struct SyncLoop: Sendable, Equatable {
     }
 
     public private(set) var state: State = .idle
-    /// Failures in a row (sync or live); reset by a successful sync.
+    /// Failures in a row (sync or live); reset when the live channel opens, so a server whose
+    /// HTTP works but whose live channel does not still backs off to the maximum.
     public private(set) var failures = 0
     /// Whether the live channel is open.
     public private(set) var isConnected = false
@@ -106,7 +107,6 @@ public struct SyncLoop: Sendable, Equatable {
             state = .syncing(again: true)
             return []
         case (.syncing(let again), .syncSucceeded(let now)):
-            failures = 0
             lastSyncAt = now
             if again {
                 state = .syncing(again: false)
@@ -123,6 +123,7 @@ public struct SyncLoop: Sendable, Equatable {
 
         case (.connecting, .liveConnected), (.backingOff, .liveConnected):
             isConnected = true
+            failures = 0
             if case .connecting = state { state = .live }
             return []
         case (.live, .liveConnected):
@@ -148,7 +149,8 @@ public struct SyncLoop: Sendable, Equatable {
             return [.sync]
 
         case (.backingOff(let until), .tick(let now)):
-            guard now >= until else { return [.wake(at: until)] }
+            // The wake for `until` is already scheduled: an early tick changes nothing.
+            guard now >= until else { return [] }
             state = .syncing(again: false)
             return [.sync]
         case (.backingOff, _), (.connecting, _), (.syncing, _), (.live, _):

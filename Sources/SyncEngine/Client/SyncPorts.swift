@@ -21,6 +21,11 @@ public protocol SyncStorage: Sendable {
     /// changed here.
     func applyPull(_ page: PullResponse) async throws -> Int
 
+    /// Starts over from cursor 0 after the server pruned deletes newer than the stored cursor:
+    /// the next pull delivers every row, and once it is caught up, live rows the server no
+    /// longer has (and that have no unpushed writes) are removed. Unpushed writes are kept.
+    func beginReset() async throws
+
     /// Records a completed sync round.
     func recordSyncCompleted(atMillis: Int64) async throws
 }

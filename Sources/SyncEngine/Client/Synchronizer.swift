@@ -65,8 +65,18 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
     public func pullAll() async throws -> Report {
         var report = Report()
         var cursor = try await storage.pullCursor()
+        var reset = false
         while true {
-            let page = try await transport.pull(cursor: cursor, limit: pullPageSize)
+            let page: PullResponse
+            do {
+                page = try await transport.pull(cursor: cursor, limit: pullPageSize)
+            } catch SyncError.rejected(410, "cursor_expired", _) where !reset {
+                // Deletes newer than our cursor were pruned: start over, keeping unpushed work.
+                try await storage.beginReset()
+                reset = true
+                cursor = 0
+                continue
+            }
             // Check before storing anything: a cursor that goes backwards, or that stands still
             // while the server says more is coming, is a broken server, not progress.
             guard page.cursor >= cursor else {

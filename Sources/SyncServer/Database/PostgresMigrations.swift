@@ -176,6 +176,12 @@ public enum PostgresMigrations {
             CREATE UNIQUE INDEX sync_conflicts_identity ON sync_conflicts
                 (owner_id, kind, table_name, row_id, coalesce(column_name, ''), coalesce(loser_stamp, ''));
             """),
+        // Tombstone retention: `pruned_seq` is the newest sequence number of a tombstone removed
+        // by pruning; a pull from an older cursor could have missed it and must start over.
+        Migration(name: "0005-tombstone-retention", sql: """
+            ALTER TABLE users ADD COLUMN pruned_seq bigint NOT NULL DEFAULT 0;
+            CREATE INDEX sync_tombstones_deleted_at ON sync_tombstones (deleted_at);
+            """),
     ]
 
     /// Applies the migrations not applied yet; returns their names.

@@ -46,6 +46,12 @@ public struct PostgresSyncRepository: SyncRepository {
         return try await transaction { connection in
             // One snapshot for the whole page.
             try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            if cursor > 0 {
+                let pruned = try await connection.query("SELECT pruned_seq FROM users WHERE id = \(userID)", logger: logger)
+                for try await prunedSeq in pruned.decode(Int64.self) where cursor < prunedSeq {
+                    throw PullRejection.cursorExpired
+                }
+            }
             var branches = ChatSchema.tables.map { schema in
                 "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
             }
@@ -103,6 +109,29 @@ public struct PostgresSyncRepository: SyncRepository {
 }
 
 extension PostgresSyncRepository {
+    /// Removes tombstones deleted more than `olderThanDays` ago and raises each affected user's
+    /// `pruned_seq`, so a device whose cursor predates them resets instead of missing a delete.
+    /// Returns how many tombstones were removed. `userID` limits it to one user.
+    public func pruneTombstones(olderThanDays days: Int, userID: Int64? = nil) async throws -> Int {
+        let logger = logger
+        return try await transaction { connection in
+            let rows = try await connection.query("""
+                WITH pruned AS (
+                    DELETE FROM sync_tombstones WHERE deleted_at < now() - make_interval(days => \(Int32(clamping: days)))
+                      AND (\(userID)::int8 IS NULL OR owner_id = \(userID))
+                    RETURNING owner_id, sync_seq),
+                per_user AS (SELECT owner_id, max(sync_seq) AS seq, count(*) AS n FROM pruned GROUP BY owner_id),
+                raised AS (
+                    UPDATE users SET pruned_seq = greatest(users.pruned_seq, per_user.seq)
+                    FROM per_user WHERE users.id = per_user.owner_id RETURNING per_user.n)
+                SELECT coalesce(sum(n), 0)::int8 FROM raised
+                """, logger: logger)
+            var removed: Int64 = 0
+            for try await count in rows.decode(Int64.self) { removed = count }
+            return Int(removed)
+        }
+    }
+
     /// `withTransaction`, but an error thrown by `body` comes out as itself once the rollback
     /// succeeded (PostgresNIO wraps it), so callers can still tell a rejection from a failure.
     func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {

@@ -76,8 +76,13 @@ struct SyncController {
         guard (1...Int64(SyncProtocol.maxPullLimit)).contains(limit) else {
             throw APIError.badRequest("limit must be between 1 and \(SyncProtocol.maxPullLimit)")
         }
-        let page = try await repository.pull(userID: user.id, cursor: cursor, limit: Int(limit))
-        return try json(page)
+        do {
+            let page = try await repository.pull(userID: user.id, cursor: cursor, limit: Int(limit))
+            return try json(page)
+        } catch PullRejection.cursorExpired {
+            throw APIError(.gone, code: "cursor_expired",
+                           "deletes newer than this cursor were pruned (retention window); pull again from cursor 0")
+        }
     }
 
     @Sendable func me(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -1,5 +1,11 @@
 import SyncEngine
 
+/// Why a pull was refused.
+public enum PullRejection: Error, Sendable, Equatable {
+    /// Tombstones newer than the cursor were pruned: the device must pull everything again.
+    case cursorExpired
+}
+
 /// The server's sync storage, per user. `PostgresSyncRepository` is the real one.
 public protocol SyncRepository: Sendable {
     /// Reconciles a validated batch in one transaction and returns what was applied.
