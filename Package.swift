@@ -50,6 +50,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // An OpenAI-compatible streaming chat-completions client, shared by the CLI and the server.
+        .target(
+            name: "ChatProvider",
+            dependencies: ["SyncEngine", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: swiftSettings
+        ),
         // The sync server: canonical Postgres store, auth, sync endpoints.
         .target(
             name: "SyncServer",
@@ -87,6 +93,7 @@ let package = Package(
                 "SyncEngine", "LocalStore", "SyncServer", "HTTPTransport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -104,6 +111,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LocalStoreTests", dependencies: ["LocalStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChatProviderTests", dependencies: ["ChatProvider", "SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
