@@ -39,21 +39,13 @@ public struct HLC: RawRepresentable, Hashable, Comparable, Sendable {
     }
 }
 
-extension HLC: Codable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let value = HLC(text: text) else {
-            throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "an HLC is 16 lower-case hex digits")
-        }
-        self = value
-    }
+extension HLC: WireText {
+    public init?(wireText: String) { self.init(text: wireText) }
+    public var wireText: String { text }
+    public static let expectation = "an HLC is 16 lower-case hex digits"
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(text)
-    }
+    public init(from decoder: any Decoder) throws { self = try Self.decodeWireText(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try encodeWireText(to: encoder) }
 }
 
 extension HLC: CustomStringConvertible {

@@ -2,7 +2,7 @@
 ///
 /// 1 to 64 characters from `A-Z a-z 0-9 _ -`, so it can be embedded in stamps and compared
 /// byte-wise everywhere.
-public struct ReplicaID: RawRepresentable, Hashable, Comparable, Sendable, Codable {
+public struct ReplicaID: RawRepresentable, Hashable, Comparable, Sendable {
     public let rawValue: String
 
     public init?(rawValue: String) {
@@ -29,21 +29,15 @@ public struct ReplicaID: RawRepresentable, Hashable, Comparable, Sendable, Codab
     public static func < (lhs: ReplicaID, rhs: ReplicaID) -> Bool {
         lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8)
     }
+}
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let id = ReplicaID(rawValue: text) else {
-            throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "a replica id is 1-64 characters of A-Z a-z 0-9 _ -")
-        }
-        self = id
-    }
+extension ReplicaID: WireText {
+    public init?(wireText: String) { self.init(rawValue: wireText) }
+    public var wireText: String { rawValue }
+    public static let expectation = "a replica id is 1-64 characters of A-Z a-z 0-9 _ -"
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
+    public init(from decoder: any Decoder) throws { self = try Self.decodeWireText(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try encodeWireText(to: encoder) }
 }
 
 extension ReplicaID: CustomStringConvertible {

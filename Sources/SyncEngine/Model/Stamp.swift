@@ -28,21 +28,13 @@ public struct Stamp: Hashable, Comparable, Sendable {
     }
 }
 
-extension Stamp: Codable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let stamp = Stamp(text: text) else {
-            throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "a stamp is \"<16 hex digits>@<replica id>\"")
-        }
-        self = stamp
-    }
+extension Stamp: WireText {
+    public init?(wireText: String) { self.init(text: wireText) }
+    public var wireText: String { text }
+    public static let expectation = "a stamp is \"<16 hex digits>@<replica id>\""
 
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(text)
-    }
+    public init(from decoder: any Decoder) throws { self = try Self.decodeWireText(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try encodeWireText(to: encoder) }
 }
 
 extension Stamp: CustomStringConvertible {
