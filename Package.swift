@@ -56,6 +56,8 @@ let package = Package(
             dependencies: ["SyncEngine", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: swiftSettings
         ),
+        // A conversation turn, offline-first: the reply streams from the provider into the replica.
+        .target(name: "ChatAgent", dependencies: ["ChatProvider", "LocalStore", "SyncEngine"], swiftSettings: swiftSettings),
         // The sync server: canonical Postgres store, auth, sync endpoints.
         .target(
             name: "SyncServer",
@@ -81,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "chat-cli",
             dependencies: [
-                "SyncEngine", "LocalStore", "HTTPTransport",
+                "SyncEngine", "LocalStore", "HTTPTransport", "ChatAgent", "ChatProvider",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -111,6 +113,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LocalStoreTests", dependencies: ["LocalStore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChatAgentTests", dependencies: ["ChatAgent", "ChatProvider", "LocalStore", "SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ChatProviderTests", dependencies: ["ChatProvider", "SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SyncServerTests",

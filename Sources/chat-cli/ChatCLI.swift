@@ -15,7 +15,7 @@ struct ChatCLI: AsyncParsableCommand {
             the server when one is configured.
             """,
         subcommands: [
-            Configure.self, New.self, List.self, Send.self, Show.self, Rename.self, Archive.self, Delete.self,
+            Configure.self, New.self, List.self, Chat.self, Send.self, Show.self, Rename.self, Archive.self, Delete.self,
             Sync.self, Status.self, Conflicts.self,
         ])
 }
