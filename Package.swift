@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "chat-cli", targets: ["chat-cli"]),
         .executable(name: "chat-server", targets: ["chat-server"]),
         .executable(name: "chat-sim", targets: ["chat-sim"]),
+        .executable(name: "chat-bench", targets: ["chat-bench"]),
         .library(name: "SyncEngine", targets: ["SyncEngine"]),
         .library(name: "LocalStore", targets: ["LocalStore"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
@@ -108,6 +109,16 @@ let package = Package(
         .executableTarget(
             name: "chat-sim",
             dependencies: ["Simulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        // The benchmark command: our figures against raw SQLite measured in the same run.
+        .executableTarget(
+            name: "chat-bench",
+            dependencies: [
+                "SyncEngine", "LocalStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TestSupport"], swiftSettings: swiftSettings),
