@@ -37,6 +37,12 @@ struct StoreOptions: ParsableArguments {
     func open() throws -> ChatStore {
         let path = resolvedPath
         let existed = FileManager.default.fileExists(atPath: path)
+        // The replica and its -wal/-shm files hold the server token: a new directory is owner-only.
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+        }
         do {
             let store = try ChatStore.open(path: path)
             // The replica holds the server token: owner-only.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PostgresNIO
 import Logging
 import SyncEngine
 
@@ -50,6 +51,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             throw APIError(error.status, code: "http_\(error.status.code)", error.status.reasonPhrase)
         } catch is CancellationError {
+            throw APIError.unavailable
+        } catch let error as PSQLError where [.connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed,
+                                               .uncleanShutdown].contains(error.code) {
+            // The database is away, not the request at fault: the client should retry later.
+            context.logger.warning("database unavailable", metadata: ["code": "\(error.code)"])
             throw APIError.unavailable
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])

@@ -22,7 +22,7 @@ struct SyncController {
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: configuration.maxPushBytes)
-        } catch {
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw APIError.tooLarge(configuration.maxPushBytes)
         }
         let push = try decodePush(body)

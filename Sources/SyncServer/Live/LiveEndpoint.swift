@@ -15,7 +15,8 @@ enum LiveEndpoint {
         .http1WebSocketUpgrade { request, _, logger in
             guard request.path?.split(separator: "?").first.map(String.init) == path,
                   let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
-                  let user = try await users.authenticate(token: String(header.dropFirst("Bearer ".count)))
+                  let user = try await users.authenticate(
+                      token: String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
             else { return .dontUpgrade }
             let current = try await users.serverCursor(userID: user.id)
             return .upgrade([:]) { inbound, outbound, _ in
