@@ -22,7 +22,8 @@ struct SimulationTests {
     @Test("a random seed, different on every run (printed, so a failure can be replayed)")
     func randomSeed() async {
         let seed = SeededRandom.runSeed()
-        let report = await Simulation.run(seed: seed, options: .init(steps: 300))
+        // The same storage rule as chat-sim, so the printed replay command reproduces it exactly.
+        let report = await Simulation.run(seed: seed, options: .init(steps: 300, onDisk: seed % 10 == 0))
         print("simulation random seed: \(report.summary)")
         #expect(report.passed, "\(report.summary)\nReplay: swift run chat-sim --seed \(seed) --steps 300")
     }
