@@ -67,12 +67,12 @@ public final class ChatStore: Sendable {
     func nextStamp(_ db: Database) throws -> Stamp {
         var clock = try loadClock(db)
         let hlc = clock.tick(wallMillis: now())
-        try db.execute(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1", arguments: [hlc.text])
+        try db.cachedStatement(sql: "UPDATE sync_state SET hlc = ? WHERE id = 1").execute(arguments: [hlc.text])
         return Stamp(hlc: hlc, replica: replicaID)
     }
 
     func loadClock(_ db: Database) throws -> HybridLogicalClock {
-        let text = try String.fetchOne(db, sql: "SELECT hlc FROM sync_state WHERE id = 1") ?? HLC.zero.text
+        let text = try String.fetchOne(db.cachedStatement(sql: "SELECT hlc FROM sync_state WHERE id = 1")) ?? HLC.zero.text
         guard let last = HLC(text: text) else { throw LocalStoreError.corrupt("bad clock value") }
         return HybridLogicalClock(last: last)
     }

@@ -5,13 +5,13 @@ import SyncEngine
 enum RowIO {
     /// The state of a row: live, a tombstone, or `nil` when this replica has never seen it.
     static func load(_ db: Database, _ schema: TableSchema, id: String) throws -> RowChange? {
-        if let row = try Row.fetchOne(db, sql: "SELECT * FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [id]) {
+        // Cached statements: these run several times in every write.
+        let select = try db.cachedStatement(sql: "SELECT * FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?")
+        if let row = try Row.fetchOne(select, arguments: [id]) {
             return try state(from: row, schema: schema)
         }
-        if let text = try String.fetchOne(
-            db, sql: "SELECT sync_meta FROM sync_tombstones WHERE table_name = ? AND row_id = ?",
-            arguments: [schema.name, id])
-        {
+        let tombstone = try db.cachedStatement(sql: "SELECT sync_meta FROM sync_tombstones WHERE table_name = ? AND row_id = ?")
+        if let text = try String.fetchOne(tombstone, arguments: [schema.name, id]) {
             let meta = try WireJSON.decode(RowMeta.self, from: text)
             return RowChange(table: schema.name, id: id, vv: meta.vv, tombstone: meta.tombstone)
         }
@@ -49,10 +49,13 @@ enum RowIO {
             arguments.append(try databaseValue(values[column.name] ?? .null, type: column.type))
         }
         arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
-        try db.execute(sql: upsertSQL(schema), arguments: StatementArguments(arguments))
+        try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema)).execute(arguments: StatementArguments(arguments))
     }
 
-    private static func upsertSQL(_ schema: TableSchema) -> String {
+    /// The upsert of each table, built once.
+    private static let upsertSQL = Dictionary(uniqueKeysWithValues: ChatSchema.tables.map { ($0.name, makeUpsertSQL($0)) })
+
+    private static func makeUpsertSQL(_ schema: TableSchema) -> String {
         let columns = ["id"] + schema.columns.map(\.name) + ["sync_meta"]
         let names = columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
         let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")

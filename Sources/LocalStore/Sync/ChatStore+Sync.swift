@@ -51,8 +51,9 @@ extension ChatStore: SyncStorage {
                     throw LocalStoreError.corrupt("the server sent an invalid change: \(error.message)")
                 }
                 changed += try applyRemote(db, change)
-                try observeClock(db, change.vv.maxHLC)
             }
+            // Once per page: every local write after this orders after everything seen.
+            try observeClock(db, page.changes.map(\.vv.maxHLC).max() ?? .zero)
             try recordConflicts(db, page.conflicts)
             let resetting = try Bool.fetchOne(db, sql: "SELECT resetting FROM sync_state WHERE id = 1") ?? false
             if resetting {

@@ -6,19 +6,15 @@ import SyncEngine
 /// times while a reply streams is still one pending change. Entries keep the position of their
 /// first write, so parents are pushed before their children.
 enum Outbox {
+    /// One statement: a new entry, or the union of the column sets and the next revision.
     static func mark(_ db: Database, _ key: RowKey, columns: Set<String>, nowMillis: Millis) throws {
-        let existing = try String.fetchOne(
-            db, sql: "SELECT columns FROM sync_outbox WHERE table_name = ? AND row_id = ?", arguments: [key.table, key.id])
-        if let existing {
-            let merged = columns.union(try WireJSON.decode([String].self, from: existing))
-            try db.execute(
-                sql: "UPDATE sync_outbox SET columns = ?, revision = revision + 1 WHERE table_name = ? AND row_id = ?",
-                arguments: [try WireJSON.encodeString(merged.sorted()), key.table, key.id])
-        } else {
-            try db.execute(
-                sql: "INSERT INTO sync_outbox (table_name, row_id, columns, revision, first_written_at) VALUES (?, ?, ?, 1, ?)",
-                arguments: [key.table, key.id, try WireJSON.encodeString(columns.sorted()), nowMillis])
-        }
+        try db.cachedStatement(sql: """
+            INSERT INTO sync_outbox (table_name, row_id, columns, revision, first_written_at) VALUES (?, ?, ?, 1, ?)
+            ON CONFLICT (table_name, row_id) DO UPDATE SET
+                columns = (SELECT json_group_array(value) FROM (
+                    SELECT value FROM json_each(sync_outbox.columns) UNION SELECT value FROM json_each(excluded.columns))),
+                revision = sync_outbox.revision + 1
+            """).execute(arguments: [key.table, key.id, try WireJSON.encodeString(columns.sorted()), nowMillis])
     }
 
     struct Entry {
