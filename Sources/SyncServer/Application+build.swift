@@ -6,8 +6,11 @@ import SyncEngine
 /// Assembles the HTTP application from plain functions, as Hummingbird's examples do.
 public enum ChatServer {
     /// The router with every route and middleware; tests drive it in-process.
+    /// `chat` adds the REST chat API (it needs PostgreSQL; sync-only tests on an in-memory
+    /// repository leave it out).
     public static func buildRouter(
-        configuration: ServerConfiguration, repository: any SyncRepository, users: UserRepository, health: @escaping @Sendable () async -> Bool
+        configuration: ServerConfiguration, repository: any SyncRepository, users: UserRepository, chat: ChatAPI? = nil,
+        health: @escaping @Sendable () async -> Bool
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.addMiddleware {
@@ -23,6 +26,11 @@ public enum ChatServer {
         SyncController(repository: repository, users: users, configuration: configuration, validator: ChangeValidator())
             .addRoutes(to: v1)
         LiveEndpoint.addRoutes(to: v1)
+        if let chat {
+            ChatController(replica: chat.replica, queries: chat.queries, provider: configuration.provider, metering: chat.metering,
+                           maxBodyBytes: configuration.maxRequestBytes)
+                .addRoutes(to: v1)
+        }
         return router
     }
 
@@ -36,7 +44,8 @@ public enum ChatServer {
             backgroundLogger: logger)
         let users = UserRepository(client: client, logger: logger)
         let repository = PostgresSyncRepository(client: client, logger: logger)
-        let router = buildRouter(configuration: configuration, repository: repository, users: users) {
+        let chat = ChatAPI(client: client, logger: logger)
+        let router = buildRouter(configuration: configuration, repository: repository, users: users, chat: chat) {
             (try? await client.query("SELECT 1", logger: logger)) != nil
         }
         let hub = LiveHub()
@@ -47,6 +56,25 @@ public enum ChatServer {
             services: [client, CommitListener(client: client, hub: hub, logger: logger)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
+    }
+}
+
+/// What the REST chat API runs on: the server's replica for writes, queries for reads, and
+/// the metering of replies.
+public struct ChatAPI: Sendable {
+    public var replica: ServerReplica
+    public var queries: ChatQueries
+    public var metering: ReplyMetering
+
+    public init(replica: ServerReplica, queries: ChatQueries, metering: ReplyMetering = .off) {
+        self.replica = replica
+        self.queries = queries
+        self.metering = metering
+    }
+
+    public init(client: PostgresClient, logger: Logger, metering: ReplyMetering = .off) {
+        self.init(replica: ServerReplica(client: client, logger: logger), queries: ChatQueries(client: client, logger: logger),
+                  metering: metering)
     }
 }
 

@@ -1,3 +1,4 @@
+import ChatProvider
 import Foundation
 import PostgresNIO
 
@@ -11,14 +12,21 @@ public struct ServerConfiguration: Sendable {
     public var maxPushBytes: Int
     /// Connections the server keeps to PostgreSQL at most.
     public var maxDatabaseConnections: Int
+    /// The OpenAI-compatible endpoint the REST API's replies come from, and its default model.
+    public var provider: ProviderConfiguration
+    /// The largest JSON body the REST chat API accepts (413 beyond).
+    public var maxRequestBytes: Int
 
     public init(host: String = "127.0.0.1", port: Int = 8787, database: DatabaseURL, maxPushBytes: Int = 16 << 20,
-                maxDatabaseConnections: Int = 20) {
+                maxDatabaseConnections: Int = 20, provider: ProviderConfiguration = ProviderConfiguration(model: "llama3.2"),
+                maxRequestBytes: Int = 1 << 20) {
         self.host = host
         self.port = port
         self.database = database
         self.maxPushBytes = maxPushBytes
         self.maxDatabaseConnections = maxDatabaseConnections
+        self.provider = provider
+        self.maxRequestBytes = maxRequestBytes
     }
 }
 

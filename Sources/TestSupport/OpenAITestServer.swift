@@ -22,6 +22,8 @@ import Synchronization
 /// - `in-stream-error`: one delta, then `data: {"error": {...}}` (the status stays 200).
 /// - `unavailable`: HTTP 503 with a plain-text body.
 /// - `slow`: one delta ("tick ") every 100 ms for 60 s, for cancellation tests.
+/// - `paced`: 20 deltas ("word0 " … "word19 ") 100 ms apart, finish `stop`, usage (40, 20, 60):
+///   a reply that takes about 2 s, for watching it arrive elsewhere.
 /// - `split`: `\r\n` line endings, comments, `event:`/`id:`/`retry:` fields, a two-line `data:`
 ///   field, written in pieces cut inside `data:`, between `\r` and `\n` and inside UTF-8
 ///   characters, several events in some pieces; text "Grüße, 世界 🌍!", finish `stop`, usage
@@ -168,7 +170,7 @@ enum Script {
             return Response(
                 status: .serviceUnavailable, headers: [.contentType: "text/plain"],
                 body: .init(byteBuffer: ByteBuffer(string: "upstream overloaded")))
-        case "text", "reasoning", "tools", "cut", "truncated", "no-done", "in-stream-error", "slow", "split":
+        case "text", "reasoning", "tools", "cut", "truncated", "no-done", "in-stream-error", "slow", "paced", "split":
             return stream(model: model, steps: steps(model), recorder: recorder)
         default:
             return jsonError(.notFound, message: "The model `\(model)` does not exist.", type: "invalid_request_error", code: "model_not_found")
@@ -262,6 +264,12 @@ enum Script {
             ])
         case "slow":
             return (0..<600).flatMap { _ in [Step.pause(.milliseconds(100)), .write(Array(event(chunk(model, ["content": "tick "])).utf8))] }
+        case "paced":
+            var steps = (0..<20).flatMap { index in
+                [Step.pause(.milliseconds(100)), .write(Array(event(chunk(model, ["content": "word\(index) "])).utf8))]
+            }
+            steps += events([chunk(model, [:], finish: "stop"), usage(model, prompt: 40, completion: 20, cached: 0, reasoning: 0), "[DONE]"])
+            return steps
         case "split":
             return splitSteps(model)
         default:

@@ -13,18 +13,19 @@ public final class ServerProcess: @unchecked Sendable {
     /// Starts `chat-server serve --port 0` and waits until it prints its address. The waiting
     /// blocks a thread, so it runs on a dispatch queue, never on the cooperative pool (two
     /// threads on a two-core machine: blocking them stalls every other test).
-    public static func start(database: DatabaseURL, timeout: TimeInterval = 30) async throws -> ServerProcess {
-        try await offPool { try startBlocking(database: database, timeout: timeout) }
+    /// `arguments` are added to `chat-server serve`'s (for example `--provider-url`).
+    public static func start(database: DatabaseURL, arguments: [String] = [], timeout: TimeInterval = 30) async throws -> ServerProcess {
+        try await offPool { try startBlocking(database: database, arguments: arguments, timeout: timeout) }
     }
 
-    static func startBlocking(database: DatabaseURL, timeout: TimeInterval) throws -> ServerProcess {
+    static func startBlocking(database: DatabaseURL, arguments: [String], timeout: TimeInterval) throws -> ServerProcess {
         let binary = try Binaries.path("chat-server")
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("chat-server-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let process = Process()
         process.executableURL = binary
         process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--database-url", databaseURLText(database),
-                             "--log-level", "warning"]
+                             "--log-level", "warning"] + arguments
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardError = try FileHandle(forWritingTo: logURL)

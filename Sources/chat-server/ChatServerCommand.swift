@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChatProvider
 import Foundation
 import Logging
 import SyncServer
@@ -70,6 +71,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Apply pending migrations before serving.")
     var migrate = true
 
+    @Option(help: "OpenAI-compatible base URL for replies sent through the REST API (default: $CHAT_PROVIDER_URL or Ollama's http://localhost:11434/v1). The key comes from $CHAT_PROVIDER_KEY.")
+    var providerURL: String?
+
+    @Option(help: "Default model for REST sessions and replies (default: $CHAT_MODEL or llama3.2).")
+    var model: String?
+
     func run() async throws {
         try await reportingDatabaseErrors { try await serve() }
     }
@@ -81,7 +88,11 @@ struct Serve: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host ?? environment["CHAT_HOST"] ?? "127.0.0.1",
             port: port ?? environment["CHAT_PORT"].flatMap(Int.init) ?? 8787,
-            database: url)
+            database: url,
+            provider: ProviderConfiguration(
+                baseURL: providerURL ?? environment["CHAT_PROVIDER_URL"] ?? ProviderConfiguration.defaultBaseURL,
+                apiKey: environment["CHAT_PROVIDER_KEY"].flatMap { $0.isEmpty ? nil : $0 },
+                model: model ?? environment["CHAT_MODEL"] ?? "llama3.2"))
         if migrate {
             _ = try await ChatServer.withDatabase(url, logger: logger) { client in
                 try await PostgresMigrations.migrate(client, logger: logger)

@@ -1,3 +1,4 @@
+import ChatProvider
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -11,16 +12,21 @@ import TestSupport
 
 /// Runs a test against the real router and a real PostgreSQL, in process.
 enum Harness {
+    /// `provider` is where the REST API's replies come from (nothing listens there by default).
     static func run(
         maxPushBytes: Int = 16 << 20,
+        provider: ProviderConfiguration = ProviderConfiguration(baseURL: "http://127.0.0.1:9/v1", model: "text"),
+        metering: ReplyMetering = .off,
         _ body: @escaping @Sendable (any TestClientProtocol, PostgresClient) async throws -> Void
     ) async throws {
         try await TestDatabase.withClient { client in
             let logger = TestDatabase.logger
-            let configuration = ServerConfiguration(database: try TestDatabase.url(), maxPushBytes: maxPushBytes)
+            let configuration = ServerConfiguration(
+                database: try TestDatabase.url(), maxPushBytes: maxPushBytes, provider: provider, maxRequestBytes: 64 << 10)
             let router = ChatServer.buildRouter(
                 configuration: configuration, repository: PostgresSyncRepository(client: client, logger: logger),
-                users: UserRepository(client: client, logger: logger), health: { true })
+                users: UserRepository(client: client, logger: logger),
+                chat: ChatAPI(client: client, logger: logger, metering: metering), health: { true })
             try await Application(router: router, logger: logger).test(.router) { testClient in
                 try await body(testClient, client)
             }

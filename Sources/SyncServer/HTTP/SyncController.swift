@@ -34,6 +34,9 @@ struct SyncController {
             throw APIError.tooLarge(configuration.maxPushBytes).with(
                 message: "a push carries at most \(SyncProtocol.maxPushChanges) changes; this one has \(push.changes.count)")
         }
+        guard push.replicaID != ServerReplica.replicaID else {
+            throw APIError.invalid("the replica id \"\(ServerReplica.replicaID)\" is the server's own; give this device its own id")
+        }
         var seen = Set<RowKey>()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for (position, change) in push.changes.enumerated() {

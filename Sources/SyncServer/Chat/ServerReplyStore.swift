@@ -1,0 +1,79 @@
+import ChatAgent
+import ChatProvider
+import LocalStore
+import Synchronization
+import SyncEngine
+
+/// A `ChatTurn` run by the server writes through this: every step is a `ServerChatWrites`
+/// write of the user's data, so the reply streams to the user's devices as it is written.
+final class ServerReplyStore: ReplyStore {
+    let writes: ServerChatWrites
+    let queries: ChatQueries
+    /// Runs inside the transaction that completes the reply (the metering debit); what it
+    /// returns is kept for the response.
+    let onComplete: @Sendable (ServerReplica.Transaction, _ messageID: String, _ model: String, LocalStore.Usage) async throws -> ReplyCharge?
+    private let charge = Mutex<ReplyCharge?>(nil)
+
+    init(
+        writes: ServerChatWrites, queries: ChatQueries,
+        onComplete: @escaping @Sendable (ServerReplica.Transaction, String, String, LocalStore.Usage) async throws -> ReplyCharge?
+    ) {
+        self.writes = writes
+        self.queries = queries
+        self.onComplete = onComplete
+    }
+
+    /// What completing the reply charged, if metering is on and the reply completed.
+    var completionCharge: ReplyCharge? { charge.withLock { $0 } }
+
+    func appendUserMessage(sessionID: String, text: String) async throws -> String {
+        let id = ChatStore.newID()
+        try await writes.appendUserMessage(sessionID: sessionID, text: text, id: id, partID: ChatStore.newID())
+        return id
+    }
+
+    func conversation(sessionID: String) async throws -> [ChatMessage] {
+        try await queries.conversation(sessionID: sessionID, userID: writes.userID).map {
+            ChatMessage(role: .init(rawValue: $0.role), content: $0.text)
+        }
+    }
+
+    func startAssistantMessage(sessionID: String, model: String?) async throws -> String {
+        let id = ChatStore.newID()
+        try await writes.startAssistantMessage(sessionID: sessionID, model: model, id: id)
+        return id
+    }
+
+    func addPart(messageID: String, _ part: PartDraft) async throws -> String {
+        let id = ChatStore.newID()
+        try await writes.addPart(messageID: messageID, part, id: id)
+        return id
+    }
+
+    func updatePart(id: String, content: JSONValue, completedAt: Millis?) async throws {
+        try await writes.updatePart(id: id, content: content, completedAt: completedAt)
+    }
+
+    func completeMessage(id: String, usage: LocalStore.Usage, latencyMs: Int64) async throws {
+        let onComplete = onComplete
+        let result = try await writes.completeMessage(id: id, usage: usage, latencyMs: latencyMs) { tx, model in
+            try await onComplete(tx, id, model, usage)
+        }
+        charge.withLock { $0 = result }
+    }
+
+    func failMessage(id: String, _ failure: ReplyFailure) async throws {
+        try await writes.failMessage(id: id, failure, partID: ChatStore.newID())
+    }
+}
+
+/// What metering charged for one completed reply.
+public struct ReplyCharge: Sendable, Equatable {
+    public var costMicros: Int64
+    public var balanceMicros: Int64
+
+    public init(costMicros: Int64, balanceMicros: Int64) {
+        self.costMicros = costMicros
+        self.balanceMicros = balanceMicros
+    }
+}
