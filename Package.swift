@@ -59,7 +59,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // A conversation turn, offline-first: the reply streams from the provider into the replica.
-        .target(name: "ChatAgent", dependencies: ["ChatProvider", "LocalStore", "SyncEngine"], swiftSettings: swiftSettings),
+        .target(
+            name: "ChatAgent",
+            dependencies: ["ChatProvider", "LocalStore", "SyncEngine", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The sync server: canonical Postgres store, auth, sync endpoints.
         .target(
             name: "SyncServer",

@@ -13,16 +13,27 @@ public struct ChatTurn: Sendable {
     public let provider: ProviderClient
     /// How often a streaming part is rewritten in the replica at most.
     public var flushInterval: Duration
+    /// Tools the model may call; without them, tool calls are recorded but not run.
+    public var toolbox: (any Toolbox)?
+    /// Model round trips per reply at most (each one after tools ran is a new step).
+    public var maxSteps: Int
 
-    public init(replies: some ReplyStore, provider: ProviderClient, flushInterval: Duration = .milliseconds(100)) {
+    public init(
+        replies: some ReplyStore, provider: ProviderClient, flushInterval: Duration = .milliseconds(100),
+        toolbox: (any Toolbox)? = nil, maxSteps: Int = 8
+    ) {
         self.replies = replies
         self.provider = provider
         self.flushInterval = flushInterval
+        self.toolbox = toolbox
+        self.maxSteps = maxSteps
     }
 
     /// A turn written into a device's replica.
-    public init(store: ChatStore, provider: ProviderClient, flushInterval: Duration = .milliseconds(100)) {
-        self.init(replies: LocalReplyStore(store: store), provider: provider, flushInterval: flushInterval)
+    public init(
+        store: ChatStore, provider: ProviderClient, flushInterval: Duration = .milliseconds(100), toolbox: (any Toolbox)? = nil
+    ) {
+        self.init(replies: LocalReplyStore(store: store), provider: provider, flushInterval: flushInterval, toolbox: toolbox)
     }
 
     public struct Outcome: Sendable, Equatable {
@@ -46,6 +57,8 @@ public struct ChatTurn: Sendable {
         case reasoningDelta(String)
         /// A tool call the model asked for, recorded as a `tool_call` part.
         case toolCall(partID: String, callID: String?, name: String?, arguments: String)
+        /// A tool ran and its `tool_result` part is recorded.
+        case toolResult(partID: String, callID: String?, name: String, result: JSONValue)
     }
 
     /// Sends `text` in the session and records the reply. `onDelta` sees the reply's text as it
@@ -71,24 +84,47 @@ public struct ChatTurn: Sendable {
         var recorder = Recorder(replies: replies, messageID: replyID, flushInterval: flushInterval, onEvent: onEvent)
         let started = ContinuousClock.now
         do {
-            for try await event in provider.streamChat(ChatCompletionRequest(model: model, messages: history)) {
-                try await recorder.apply(event)
+            var messages = history
+            var step = 0
+            while true {
+                recorder.begin(step: step)
+                let request = ChatCompletionRequest(model: model, messages: messages, tools: toolbox?.definitions)
+                for try await event in provider.streamChat(request) {
+                    try await recorder.apply(event)
+                }
+                if Task.isCancelled { throw ProviderError.cancelled }
+                let calls = try await recorder.finishStep()
+                guard let toolbox, !calls.isEmpty, step + 1 < maxSteps else { break }
+                // Run the tools, record their results, and give the model another round.
+                messages.append(ChatMessage(
+                    role: .assistant, content: recorder.stepText.isEmpty ? nil : recorder.stepText,
+                    toolCalls: calls.map { ChatMessage.ToolCall(id: $0.id ?? "", name: $0.name ?? "", arguments: $0.arguments) }))
+                for call in calls {
+                    let arguments = (try? WireJSON.decode(JSONValue.self, from: call.arguments)) ?? .object([:])
+                    let startedAt = ChatStore.systemNow()
+                    let clock = ContinuousClock.now
+                    let output = await toolbox.run(name: call.name ?? "", arguments: arguments)
+                    try await recorder.recordToolResult(
+                        call, arguments: arguments, output: output, startedAt: startedAt, durationMs: Self.millis(since: clock))
+                    let content = output.result.stringValue ?? ((try? WireJSON.encodeString(output.result)) ?? "")
+                    messages.append(ChatMessage(role: .tool, content: content, toolCallID: call.id))
+                }
+                step += 1
             }
-            if Task.isCancelled { throw ProviderError.cancelled }
             let latency = Self.millis(since: started)
             let usage = try await recorder.complete(latencyMs: latency)
-            return Outcome(userMessageID: userMessageID, assistantMessageID: replyID, text: recorder.reply.text, usage: usage,
+            return Outcome(userMessageID: userMessageID, assistantMessageID: replyID, text: recorder.text, usage: usage,
                            latencyMs: latency, error: nil)
         } catch let error as ProviderError {
             let latency = Self.millis(since: started)
             try await recorder.fail(error, latencyMs: latency)
-            return Outcome(userMessageID: userMessageID, assistantMessageID: replyID, text: recorder.reply.text,
-                           usage: recorder.reply.usage, latencyMs: latency, error: error)
+            return Outcome(userMessageID: userMessageID, assistantMessageID: replyID, text: recorder.text,
+                           usage: recorder.usage, latencyMs: latency, error: error)
         } catch is CancellationError {
             let latency = Self.millis(since: started)
             try await recorder.fail(.cancelled, latencyMs: latency)
-            return Outcome(userMessageID: userMessageID, assistantMessageID: replyID, text: recorder.reply.text,
-                           usage: recorder.reply.usage, latencyMs: latency, error: .cancelled)
+            return Outcome(userMessageID: userMessageID, assistantMessageID: replyID, text: recorder.text,
+                           usage: recorder.usage, latencyMs: latency, error: .cancelled)
         }
     }
 
@@ -98,13 +134,19 @@ public struct ChatTurn: Sendable {
     }
 }
 
-/// Writes one streaming reply into a `ReplyStore`.
+/// Writes one streaming reply into a `ReplyStore`, step by step: each model round trip gets
+/// its own text and reasoning parts (`step_index`), tool calls and results follow in order.
 struct Recorder {
     let replies: any ReplyStore
     let messageID: String
     let flushInterval: Duration
     let onEvent: @Sendable (ChatTurn.Event) -> Void
+    /// The current step's stream.
     private(set) var reply = ReplyAccumulator()
+    private var step = 0
+    private var earlierText = ""
+    /// Usage of the finished steps, summed: a message's counts are the reply's cumulative usage.
+    private var earlierUsage: ChatProvider.Usage?
     private var textPart: String?
     private var reasoningPart: String?
     private var flushedText = ""
@@ -118,6 +160,21 @@ struct Recorder {
         self.onEvent = onEvent
     }
 
+    /// The reply's text so far, across steps.
+    var text: String { earlierText + reply.text }
+    /// The current step's text.
+    var stepText: String { reply.text }
+    /// The reply's usage so far, across steps.
+    var usage: ChatProvider.Usage? { Self.sum(earlierUsage, reply.usage) }
+
+    mutating func begin(step: Int) {
+        self.step = step
+        textPart = nil
+        reasoningPart = nil
+        flushedText = ""
+        flushedReasoning = ""
+    }
+
     mutating func apply(_ event: StreamEvent) async throws {
         reply.apply(event)
         switch event {
@@ -128,11 +185,11 @@ struct Recorder {
         switch event {
         case .reasoningDelta where reasoningPart == nil:
             reasoningPart = try await replies.addPart(
-                messageID: messageID, PartDraft(type: .reasoning, content: ["text": .string(reply.reasoning)], stepIndex: 0))
+                messageID: messageID, PartDraft(type: .reasoning, content: ["text": .string(reply.reasoning)], stepIndex: step))
             flushedReasoning = reply.reasoning
         case .textDelta where textPart == nil:
             textPart = try await replies.addPart(
-                messageID: messageID, PartDraft(type: .text, content: ["text": .string(reply.text)], stepIndex: 0))
+                messageID: messageID, PartDraft(type: .text, content: ["text": .string(reply.text)], stepIndex: step))
             flushedText = reply.text
         case .textDelta, .reasoningDelta:
             if ContinuousClock.now - lastFlush >= flushInterval { try await flush() }
@@ -154,25 +211,63 @@ struct Recorder {
         lastFlush = ContinuousClock.now
     }
 
-    /// Final parts (tool calls the model asked for), then the message completed with its usage.
-    mutating func complete(latencyMs: Int64) async throws -> ChatProvider.Usage? {
+    /// Ends the current step: its parts are finished and the tool calls it asked for are
+    /// recorded (and returned, so the turn can run them).
+    mutating func finishStep() async throws -> [ReplyAccumulator.ToolCall] {
         try await flush(completedAt: ChatStore.systemNow())
         for call in reply.toolCalls {
             let arguments = (try? WireJSON.decode(JSONValue.self, from: call.arguments)) ?? .string(call.arguments)
             let partID = try await replies.addPart(messageID: messageID, PartDraft(
                 type: .toolCall, content: ["name": .string(call.name ?? ""), "args": arguments, "callId": .string(call.id ?? "")],
-                stepIndex: 0, toolName: call.name, toolCallID: call.id))
+                stepIndex: step, toolName: call.name, toolCallID: call.id))
             onEvent(.toolCall(partID: partID, callID: call.id, name: call.name, arguments: call.arguments))
         }
-        try await replies.completeMessage(id: messageID, usage: Self.usage(reply.usage), latencyMs: latencyMs)
-        return reply.usage
+        let calls = reply.toolCalls
+        earlierText += reply.text
+        earlierUsage = Self.sum(earlierUsage, reply.usage)
+        reply = ReplyAccumulator()
+        return calls
+    }
+
+    /// Records what a tool returned as a `tool_result` part, with its artifact.
+    func recordToolResult(
+        _ call: ReplyAccumulator.ToolCall, arguments: JSONValue, output: ToolOutput, startedAt: Int64, durationMs: Int64
+    ) async throws {
+        let name = call.name ?? ""
+        var content: [String: JSONValue] = [
+            "name": .string(name), "result": output.result, "callId": .string(call.id ?? ""), "args": arguments,
+        ]
+        if let artifact = output.artifact { content["artifact"] = artifact.content }
+        let partID = try await replies.addPart(messageID: messageID, PartDraft(
+            type: .toolResult, content: .object(content), stepIndex: step, toolName: name, toolCallID: call.id,
+            startedAt: startedAt, completedAt: startedAt + durationMs, toolDurationMs: durationMs))
+        if let artifact = output.artifact { try await replies.addArtifact(partID: partID, artifact) }
+        onEvent(.toolResult(partID: partID, callID: call.id, name: name, result: output.result))
+    }
+
+    /// Completes the message with the reply's cumulative usage.
+    func complete(latencyMs: Int64) async throws -> ChatProvider.Usage? {
+        try await replies.completeMessage(id: messageID, usage: Self.usage(usage), latencyMs: latencyMs)
+        return usage
     }
 
     /// Keeps what was received and ends the message with the error (a user abort is marked).
     mutating func fail(_ error: ProviderError, latencyMs: Int64) async throws {
         try await flush(completedAt: ChatStore.systemNow())
         try await replies.failMessage(
-            id: messageID, ReplyFailure(error, usage: reply.usage.map(Self.usage), latencyMs: latencyMs))
+            id: messageID, ReplyFailure(error, usage: usage.map(Self.usage), latencyMs: latencyMs))
+    }
+
+    static func sum(_ a: ChatProvider.Usage?, _ b: ChatProvider.Usage?) -> ChatProvider.Usage? {
+        guard let a else { return b }
+        guard let b else { return a }
+        var total = a
+        total.promptTokens += b.promptTokens
+        total.completionTokens += b.completionTokens
+        total.totalTokens += b.totalTokens
+        total.cachedTokens += b.cachedTokens
+        total.reasoningTokens += b.reasoningTokens
+        return total
     }
 
     static func usage(_ usage: ChatProvider.Usage?) -> LocalStore.Usage {

@@ -20,6 +20,8 @@ public protocol ReplyStore: Sendable {
     func completeMessage(id: String, usage: LocalStore.Usage, latencyMs: Int64) async throws
     /// Ends a pending message with status `error` and an error part.
     func failMessage(id: String, _ failure: ReplyFailure) async throws
+    /// Attaches an artifact to a part (one per part).
+    func addArtifact(partID: String, _ artifact: ArtifactDraft) async throws
 }
 
 /// A part to add to a message.
@@ -126,6 +128,11 @@ public struct LocalReplyStore: ReplyStore {
 
     public func completeMessage(id: String, usage: LocalStore.Usage, latencyMs: Int64) async throws {
         try store.completeMessage(id: id, usage: usage, latencyMs: latencyMs)
+    }
+
+    public func addArtifact(partID: String, _ artifact: ArtifactDraft) async throws {
+        try store.addArtifact(
+            partID: partID, kind: artifact.kind, path: artifact.path, mime: artifact.mime, size: artifact.size, sha256: artifact.sha256)
     }
 
     public func failMessage(id: String, _ failure: ReplyFailure) async throws {

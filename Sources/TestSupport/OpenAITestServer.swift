@@ -22,6 +22,10 @@ import Synchronization
 /// - `in-stream-error`: one delta, then `data: {"error": {...}}` (the status stays 200).
 /// - `unavailable`: HTTP 503 with a plain-text body.
 /// - `slow`: one delta ("tick ") every 100 ms for 60 s, for cancellation tests.
+/// - `workspace`: text "Let me look.", then calls `read_file` `{"path":"notes.txt"}` (`call_read`) and
+///   `write_file` `{"path":"out/hello.txt","content":"hello\nworld\n"}` (`call_write`), finish
+///   `tool_calls`, usage (30, 10, 40). Once the request carries `tool` messages: "Wrote the file.",
+///   finish `stop`, usage (50, 5, 55, 10 cached).
 /// - `paced`: 20 deltas ("word0 " … "word19 ") 100 ms apart, finish `stop`, usage (40, 20, 60):
 ///   a reply that takes about 2 s, for watching it arrive elsewhere.
 /// - `split`: `\r\n` line endings, comments, `event:`/`id:`/`retry:` fields, a two-line `data:`
@@ -88,7 +92,10 @@ public final class OpenAITestServer: Sendable {
             let authorization = request.headers[.authorization]
             recorder.state.withLock { $0.lastRequest = RecordedRequest(body: data, authorization: authorization) }
             let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-            let model = json?["model"] as? String ?? ""
+            var model = json?["model"] as? String ?? ""
+            if model == "workspace", let messages = json?["messages"] as? [[String: Any]], messages.contains(where: { $0["role"] as? String == "tool" }) {
+                model = "workspace-final"
+            }
             return Script.response(model: model, authorization: authorization, recorder: recorder)
         }
         var logger = Logger(label: "openai-test-server")
@@ -170,7 +177,8 @@ enum Script {
             return Response(
                 status: .serviceUnavailable, headers: [.contentType: "text/plain"],
                 body: .init(byteBuffer: ByteBuffer(string: "upstream overloaded")))
-        case "text", "reasoning", "tools", "cut", "truncated", "no-done", "in-stream-error", "slow", "paced", "split":
+        case "text", "reasoning", "tools", "cut", "truncated", "no-done", "in-stream-error", "slow", "paced", "split", "workspace",
+             "workspace-final":
             return stream(model: model, steps: steps(model), recorder: recorder)
         default:
             return jsonError(.notFound, message: "The model `\(model)` does not exist.", type: "invalid_request_error", code: "model_not_found")
@@ -264,6 +272,25 @@ enum Script {
             ])
         case "slow":
             return (0..<600).flatMap { _ in [Step.pause(.milliseconds(100)), .write(Array(event(chunk(model, ["content": "tick "])).utf8))] }
+        case "workspace":
+            func call(_ index: Int, _ id: String, _ name: String, _ arguments: String) -> [String: Any] {
+                ["tool_calls": [["index": index, "id": id, "type": "function", "function": ["name": name, "arguments": arguments]]]]
+            }
+            return events([
+                chunk(model, ["role": "assistant", "content": "Let me look."]),
+                chunk(model, call(0, "call_read", "read_file", #"{"path":"notes.txt"}"#)),
+                chunk(model, call(1, "call_write", "write_file", #"{"path":"out/hello.txt","content":"hello\nworld\n"}"#)),
+                chunk(model, [:], finish: "tool_calls"),
+                usage(model, prompt: 30, completion: 10, cached: 0, reasoning: 0),
+                "[DONE]",
+            ])
+        case "workspace-final":
+            return events([
+                chunk(model, ["role": "assistant", "content": "Wrote the file."]),
+                chunk(model, [:], finish: "stop"),
+                usage(model, prompt: 50, completion: 5, cached: 10, reasoning: 0),
+                "[DONE]",
+            ])
         case "paced":
             var steps = (0..<20).flatMap { index in
                 [Step.pause(.milliseconds(100)), .write(Array(event(chunk(model, ["content": "word\(index) "])).utf8))]

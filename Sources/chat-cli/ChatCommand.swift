@@ -36,12 +36,22 @@ struct Chat: AsyncParsableCommand {
     @OptionGroup var provider: ProviderOptions
     @Argument(help: "The session id (or a unique prefix).") var session: String
     @Argument(help: "The message; omit it to chat interactively.") var message: String?
+    @Option(help: "Let the model read and write files in this directory (tools read_file and write_file; each result is recorded with a file or diff artifact).")
+    var workspace: String?
 
     func run() async throws {
         try await handled {
             let store = try store.open()
             let target = try resolveSession(session, in: store)
-            let turn = ChatTurn(store: store, provider: ProviderClient(configuration: provider.configuration(for: target)))
+            var toolbox: WorkspaceTools?
+            if let workspace {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: workspace, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    throw CLIError("\(workspace) is not a directory; pass an existing directory to --workspace.")
+                }
+                toolbox = WorkspaceTools(root: URL(fileURLWithPath: workspace))
+            }
+            let turn = ChatTurn(store: store, provider: ProviderClient(configuration: provider.configuration(for: target)), toolbox: toolbox)
             if let message {
                 try await reply(turn, session: target.id, text: message)
                 return

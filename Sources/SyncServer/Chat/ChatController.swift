@@ -358,6 +358,10 @@ struct ServerSentEvent: Sendable {
                 "partId": .string(partID), "callId": callID.map(JSONValue.string) ?? .null,
                 "name": name.map(JSONValue.string) ?? .null, "arguments": .string(arguments),
             ])
+        case .toolResult(let partID, let callID, let name, let result):
+            self.init(name: "tool_result", data: [
+                "partId": .string(partID), "callId": callID.map(JSONValue.string) ?? .null, "name": .string(name), "result": result,
+            ])
         }
     }
 

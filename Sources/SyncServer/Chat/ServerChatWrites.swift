@@ -165,6 +165,17 @@ public struct ServerChatWrites: Sendable {
         }
     }
 
+    func addArtifact(partID: String, _ artifact: ArtifactDraft, id: String) async throws {
+        try await replica.write(userID: userID) { tx in
+            _ = try await Self.requireRow(tx, ChatSchema.messageParts, partID)
+            try await tx.apply(RowEdit(ChatSchema.artifacts, id: id, set: [
+                "message_part_id": .string(partID), "kind": .string(artifact.kind), "path": artifact.path.map(JSONValue.string) ?? .null,
+                "mime": artifact.mime.map(JSONValue.string) ?? .null, "size": artifact.size.map(JSONValue.int) ?? .null,
+                "sha256": artifact.sha256.map(JSONValue.string) ?? .null,
+            ], creating: true))
+        }
+    }
+
     // MARK: Reads inside a write
 
     /// A live row's column values.

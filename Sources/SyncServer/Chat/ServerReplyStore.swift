@@ -62,6 +62,10 @@ final class ServerReplyStore: ReplyStore {
         charge.withLock { $0 = result }
     }
 
+    func addArtifact(partID: String, _ artifact: ArtifactDraft) async throws {
+        try await writes.addArtifact(partID: partID, artifact, id: ChatStore.newID())
+    }
+
     func failMessage(id: String, _ failure: ReplyFailure) async throws {
         try await writes.failMessage(id: id, failure, partID: ChatStore.newID())
     }
