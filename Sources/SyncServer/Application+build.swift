@@ -31,6 +31,10 @@ public enum ChatServer {
                            maxBodyBytes: configuration.maxRequestBytes)
                 .addRoutes(to: v1)
         }
+        // Innermost, so it sees the router's 404 before the error middleware rewrites it.
+        router.addMiddleware {
+            MethodNotAllowedMiddleware<AppRequestContext>(routes: router.routes.map { ($0.path.description, $0.method) })
+        }
         return router
     }
 

@@ -200,6 +200,23 @@ struct ChatAPITests {
         }
     }
 
+    @Test("a known path with the wrong method is 405 with Allow; an unknown path is 404")
+    func wrongMethod() async throws {
+        try await Harness.run { client, database in
+            let (_, token) = try await TestDatabase.makeUser(database, prefix: "rest-405")
+            let put = try await client.send(.put, "/v1/sessions", token: token, body: Data("{}".utf8))
+            #expect(put.status == .methodNotAllowed)
+            #expect(put.headers[.allow] == "GET, POST")
+            #expect(put.errorBody?.error.code == "method_not_allowed")
+            let pushByGet = try await client.send(.get, "/v1/sync/push", token: token)
+            #expect(pushByGet.status == .methodNotAllowed)
+            #expect(pushByGet.headers[.allow] == "POST")
+            let detail = try await client.send(.post, "/v1/sessions/abc", token: token, body: Data("{}".utf8))
+            #expect(detail.headers[.allow] == "DELETE, GET, PATCH")
+            #expect(try await client.send(.get, "/v1/nothing-here", token: token).status == .notFound)
+        }
+    }
+
     static func sequence(of userID: Int64, _ database: PostgresClient) async throws -> Int64 {
         var seq: Int64 = -1
         for try await value in try await database.query("SELECT sync_seq FROM users WHERE id = \(userID)", logger: TestDatabase.logger)

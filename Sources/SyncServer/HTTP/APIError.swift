@@ -10,11 +10,19 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     public var status: HTTPResponse.Status
     public var code: String
     public var message: String
+    /// For a 405: the methods the path takes.
+    var allow: String?
 
     public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
         self.status = status
         self.code = code
         self.message = message
+    }
+
+    func with(allow methods: String) -> APIError {
+        var copy = self
+        copy.allow = methods
+        return copy
     }
 
     public var description: String { "\(status.code) \(code): \(message)" }
@@ -23,6 +31,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         let data = try WireJSON.encode(ErrorBody(code: code, message: message))
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if let allow { headers[.allow] = allow }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
