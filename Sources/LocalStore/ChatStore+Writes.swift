@@ -255,18 +255,10 @@ extension ChatStore {
         if creating, current != nil {
             throw LocalStoreError.conflict("a \(LocalStoreError.noun(schema.name)) with id \(id) already exists")
         }
-        var change = RowChange(table: schema.name, id: id, vv: current?.vv ?? .empty)
-        change.vv.record(stamp)
-        if delete {
-            change.tombstone = stamp
-        } else {
-            for (column, value) in values { change.fields[column] = FieldValue(value, stamp: stamp) }
-            for (name, amount) in increments where amount > 0 {
-                var counter = current?.counters[name] ?? Counter()
-                counter.add(amount, for: replicaID)
-                change.counters[name] = counter
-            }
-        }
+        // The same description of an edit the server's replica stamps (`RowEdit`); the stamp
+        // carries this replica's id, so counters grow this replica's contribution.
+        let change = RowEdit(schema, id: id, set: values, add: increments, delete: delete, creating: creating)
+            .change(from: current, stamp: stamp)
         do throws(ValidationError) {
             try validator.validate(change, nowMillis: now())
         } catch {
