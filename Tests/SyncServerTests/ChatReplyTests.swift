@@ -187,6 +187,52 @@ struct ChatReplyTests {
     }
 }
 
+extension ChatReplyTests {
+    @Test("replies completing at once in one session, and a device's own replies, add up exactly in the session totals")
+    func concurrentCompletions() async throws {
+        try await OpenAITestServer.withServer { provider in
+            try await Harness.run(provider: ProviderConfiguration(baseURL: provider.baseURL, model: "text")) { client, database in
+                let (_, token) = try await TestDatabase.makeUser(database, prefix: "reply-concurrent")
+                // The device creates the session (pushed first), then completes two replies of its own (100
+                // prompt tokens each) that it pushes while the server's replies complete.
+                let device = try ChatStore.inMemory()
+                let session = try device.createSession(title: "busy", agent: "a", provider: "p", model: "m", projectPath: "/")
+                let (first, firstBatch) = try await Replicas.pushRequest(device)
+                #expect(try await client.push(first, token: token).status == .ok)
+                try await device.acknowledge(firstBatch, response: PushResponse(
+                    results: first.changes.map { PushResult(table: $0.table, id: $0.id, outcome: .inserted) }, conflicts: 0))
+                for _ in 0..<2 {
+                    let reply = try device.startAssistantMessage(sessionID: session.id)
+                    try device.completeMessage(id: reply.id, usage: Usage(promptTokens: 100, completionTokens: 1), latencyMs: 5)
+                }
+                let sends = 8
+                try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                    for index in 0..<sends {
+                        group.addTask {
+                            try await client.send(.post, "/v1/sessions/\(session.id)/messages", token: token,
+                                                  body: Data(#"{"content":"hello \#(index)"}"#.utf8)).status
+                        }
+                    }
+                    group.addTask {
+                        let (push, _) = try await Replicas.pushRequest(device)
+                        return try await client.push(push, token: token).status
+                    }
+                    for try await status in group { #expect(status == .ok) }
+                }
+                let detail = try await client.send(.get, "/v1/sessions/\(session.id)?limit=200", token: token).object()
+                #expect(detail["totalInputTokens"] == .int(Int64(sends * 12 + 200)))
+                #expect(detail["totalOutputTokens"] == .int(Int64(sends * 6 + 2)))
+                #expect(detail["messages"]?["items"]?.arrayValue?.count == sends * 2 + 2)
+
+                // The device converges on the same totals.
+                let pulled = try await client.pullAll(token: token)
+                _ = try await device.applyPull(PullResponse(changes: pulled.changes, cursor: pulled.cursor, hasMore: false))
+                #expect(try device.session(id: session.id)?.totalInputTokens == Int64(sends * 12 + 200))
+            }
+        }
+    }
+}
+
 /// Server-sent events read back from a response body.
 enum ServerSentEvents {
     struct Event {
