@@ -32,6 +32,8 @@ public enum Simulation {
         public var replicas: Int
         public var operations: Int
         public var refusedOperations: Int
+        /// Writes the server made as its own replica (what the REST API does).
+        public var serverWrites: Int
         public var crashes: Int
         public var network: SimulatedNetwork.Counts
         public var conflicts: Int
@@ -40,7 +42,7 @@ public enum Simulation {
         public var passed: Bool { failures.isEmpty }
 
         public var summary: String {
-            "seed \(seed): \(replicas) replicas, \(operations) writes (\(refusedOperations) refused), \(network.pushes) pushes, "
+            "seed \(seed): \(replicas) replicas, \(operations) writes (\(refusedOperations) refused, \(serverWrites) by the server), \(network.pushes) pushes, "
                 + "\(network.pulls) pulls, \(network.droppedRequests)+\(network.droppedResponses) lost, \(network.duplicates)+\(network.lateDeliveries) duplicated, "
                 + "\(crashes) crashes, \(conflicts) conflicts: " + (passed ? "ok" : "FAILED\n  " + failures.joined(separator: "\n  "))
         }
@@ -52,7 +54,7 @@ public enum Simulation {
         do {
             world = try World(seed: seed, options: options)
         } catch {
-            return Report(seed: seed, replicas: 0, operations: 0, refusedOperations: 0, crashes: 0, network: .init(),
+            return Report(seed: seed, replicas: 0, operations: 0, refusedOperations: 0, serverWrites: 0, crashes: 0, network: .init(),
                           conflicts: 0, failures: ["could not set up: \(error)"])
         }
         defer { world.cleanUp() }
@@ -66,7 +68,7 @@ public enum Simulation {
         }
         return Report(
             seed: seed, replicas: world.replicas.count, operations: world.log.writes.count, refusedOperations: world.refused,
-            crashes: world.crashes, network: world.network.counts, conflicts: await world.server.conflicts.count, failures: failures)
+            serverWrites: world.serverWrites, crashes: world.crashes, network: world.network.counts, conflicts: await world.server.conflicts.count, failures: failures)
     }
 }
 

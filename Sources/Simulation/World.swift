@@ -24,6 +24,11 @@ final class World {
 
     let seed: UInt64
     var random: SeededRandom
+    /// Decides the server's own writes (what the REST API does), from a stream of its own so the
+    /// devices' schedule for a seed stays what it was before the server wrote.
+    var serverRandom: SeededRandom
+    let serverClock = ServerReplica.Clock()
+    var serverWrites = 0
     let clock = SimulatedClock()
     let server = InMemorySyncRepository()
     let network: SimulatedNetwork
@@ -37,6 +42,7 @@ final class World {
     init(seed: UInt64, options: Simulation.Options) throws {
         self.seed = seed
         self.random = SeededRandom(seed: seed)
+        self.serverRandom = SeededRandom(seed: seed ^ 0x5E_4E4E_5E4E)
         let clock = clock
         self.network = SimulatedNetwork(server: server, userID: userID, seed: seed, faults: options.faults, now: { clock.now })
         let count = Int.random(in: 2...8, using: &random)
@@ -85,6 +91,7 @@ final class World {
     func runSchedule(steps: Int) async throws {
         for _ in 0..<steps {
             clock.advance(Int64.random(in: 1...40, using: &random))
+            if Double.random(in: 0..<1, using: &serverRandom) < 0.06 { try await serverWrite() }
             guard let replica = pick(replicas) else { return }
             let roll = Double.random(in: 0..<1, using: &random)
             switch roll {
@@ -167,6 +174,53 @@ final class World {
             // nothing was written and nothing is expected.
             _ = error
             refused += 1
+        }
+    }
+
+    /// The server writes as its own replica, as the REST API does: rename, archive or restore,
+    /// append a user message, or delete a session, on the server's current state.
+    func serverWrite() async throws {
+        let sessions = await server.states(userID: userID).filter { $0.table == "sessions" && !$0.isDeleted }.sorted { $0.id < $1.id }
+        guard !sessions.isEmpty else { return }
+        let session = sessions[Int.random(in: 0..<sessions.count, using: &serverRandom)]
+        func id(_ prefix: String) -> String { "\(prefix)-\(String(serverRandom.next() & 0xFFFF_FFFF_FFFF, radix: 36))" }
+        let now = clock.now
+        var edits: [RowEdit]
+        switch Double.random(in: 0..<1, using: &serverRandom) {
+        case ..<0.35:
+            edits = [RowEdit(ChatSchema.sessions, id: session.id, set: ["title": .string("server \(serverRandom.next() % 1000)")])]
+        case ..<0.55:
+            let archived = (session.value("archived_at") ?? .null) != .null
+            edits = [RowEdit(ChatSchema.sessions, id: session.id, set: ["archived_at": archived ? .null : .int(now)])]
+        case ..<0.95:
+            let (message, part) = (id("sm"), id("sp"))
+            let origin: [String: JSONValue] = ["agent": session.value("agent") ?? .null, "provider": session.value("provider") ?? .null, "model": session.value("model") ?? .null]
+            edits = [
+                RowEdit(ChatSchema.messages, id: message, set: origin.merging([
+                    "session_id": .string(session.id), "role": "user", "status": "complete", "created_at": .int(now), "completed_at": .int(now),
+                ]) { $1 }, creating: true),
+                RowEdit(ChatSchema.messageParts, id: part, set: origin.merging([
+                    "message_id": .string(message), "index": 0, "type": "text", "content": ["text": "from the web"],
+                    "started_at": .int(now), "completed_at": .int(now),
+                ]) { $1 }, creating: true),
+                RowEdit(ChatSchema.sessions, id: session.id, set: ["last_active_at": .int(now)]),
+            ]
+            log.parents[RowKey(table: "messages", id: message)] = session.key
+            log.parents[RowKey(table: "message_parts", id: part)] = RowKey(table: "messages", id: message)
+        default:
+            edits = [RowEdit(ChatSchema.sessions, id: session.id, delete: true)]
+        }
+        let states = try await server.write(userID: userID, clock: serverClock, wallMillis: now, edits)
+        serverWrites += 1
+        for state in states {
+            let stamp = Stamp(hlc: state.vv[ServerReplica.replicaID], replica: ServerReplica.replicaID)
+            if state.tombstone == stamp {
+                log.add(.init(key: state.key, column: "", value: .null, stamp: stamp, vv: state.vv))
+                continue
+            }
+            for (column, field) in state.fields where field.stamp == stamp {
+                log.add(.init(key: state.key, column: column, value: field.value, stamp: stamp, vv: state.vv))
+            }
         }
     }
 

@@ -114,39 +114,9 @@ public struct ServerReplica: Sendable {
         /// and stores the result. Returns the row's new state.
         @discardableResult
         public func apply(_ edit: RowEdit) async throws -> RowChange {
-            let stored = try await PostgresRowIO.load(connection, edit.table, id: edit.id, logger: logger)
-            let current = stored.flatMap { $0.ownerID == userID ? $0.state : nil }
-            if stored != nil, current == nil {
-                // Someone else's id: as far as this user can tell, it does not exist, and it is taken.
-                throw edit.creating
-                    ? ServerWriteError.conflict("that id is taken; choose another")
-                    : ServerWriteError.notFound(table: edit.table.name, id: edit.id)
-            }
-            if current?.isDeleted == true || (current == nil && !edit.creating) {
-                throw ServerWriteError.notFound(table: edit.table.name, id: edit.id)
-            }
-            if edit.creating, current != nil {
-                throw ServerWriteError.conflict("a \(Self.noun(edit.table.name)) with id \(edit.id) already exists")
-            }
-            let stamp = Stamp(hlc: clock.tick(after: current?.vv.maxHLC ?? .zero, wallMillis: wallMillis()), replica: ServerReplica.replicaID)
-            let change = edit.change(from: current, stamp: stamp)
-            do throws(ValidationError) {
-                try ChangeValidator().validate(change, nowMillis: wallMillis())
-            } catch {
-                throw ServerWriteError.invalid(error.message)
-            }
-            let store = PostgresReconcileStore(connection: connection, logger: logger)
-            do {
-                let outcome = try await Reconciler.reconcile(
-                    [change], ownerID: userID, replicaID: ServerReplica.replicaID, startingAt: seq, store: store)
-                seq = outcome.lastSeq
-            } catch let rejection as PushRejection {
-                switch rejection {
-                case .forbidden: throw ServerWriteError.notFound(table: edit.table.name, id: edit.id)
-                case .unprocessable(let message): throw ServerWriteError.invalid(message)
-                }
-            }
-            return Merge.apply(change, to: current, schema: edit.table).state
+            try await ServerReplica.apply(
+                edit, userID: userID, seq: &seq, clock: clock, wallMillis: wallMillis(),
+                store: PostgresReconcileStore(connection: connection, logger: logger))
         }
 
         static func noun(_ table: String) -> String {
@@ -160,9 +130,51 @@ public struct ServerReplica: Sendable {
         }
     }
 
+    /// One server edit on any `ReconcileStore`, inside a transaction that holds the user's
+    /// sequence lock (`seq` is the user's sequence, moved by what is stored): the row is loaded,
+    /// checked, stamped after everything it has seen, validated, and merged and stored through
+    /// the `Reconciler`. PostgreSQL and the in-memory repository (for the simulation) share it.
+    public static func apply(
+        _ edit: RowEdit, userID: Int64, seq: inout Int64, clock: Clock, wallMillis: Int64, store: some ReconcileStore
+    ) async throws -> RowChange {
+        let stored = try await store.load(edit.table, id: edit.id)
+        let current = stored.flatMap { $0.ownerID == userID ? $0.state : nil }
+        if stored != nil, current == nil {
+            // Someone else's id: as far as this user can tell, it does not exist, and it is taken.
+            throw edit.creating
+                ? ServerWriteError.conflict("that id is taken; choose another")
+                : ServerWriteError.notFound(table: edit.table.name, id: edit.id)
+        }
+        if current?.isDeleted == true || (current == nil && !edit.creating) {
+            throw ServerWriteError.notFound(table: edit.table.name, id: edit.id)
+        }
+        if edit.creating, current != nil {
+            throw ServerWriteError.conflict("a \(Transaction.noun(edit.table.name)) with id \(edit.id) already exists")
+        }
+        let stamp = Stamp(hlc: clock.tick(after: current?.vv.maxHLC ?? .zero, wallMillis: wallMillis), replica: replicaID)
+        let change = edit.change(from: current, stamp: stamp)
+        do throws(ValidationError) {
+            try ChangeValidator().validate(change, nowMillis: wallMillis)
+        } catch {
+            throw ServerWriteError.invalid(error.message)
+        }
+        do {
+            let outcome = try await Reconciler.reconcile([change], ownerID: userID, replicaID: replicaID, startingAt: seq, store: store)
+            seq = outcome.lastSeq
+        } catch let rejection as PushRejection {
+            switch rejection {
+            case .forbidden: throw ServerWriteError.notFound(table: edit.table.name, id: edit.id)
+            case .unprocessable(let message): throw ServerWriteError.invalid(message)
+            }
+        }
+        return Merge.apply(change, to: current, schema: edit.table).state
+    }
+
     /// The server's hybrid logical clock, shared by the requests of one process.
-    final class Clock: Sendable {
+    public final class Clock: Sendable {
         private let state = Mutex(HybridLogicalClock())
+
+        public init() {}
 
         /// A reading after `seen` (the row's newest stamp) and after every earlier reading.
         func tick(after seen: HLC, wallMillis: Int64) -> HLC {

@@ -24,12 +24,32 @@ public actor InMemorySyncRepository: SyncRepository {
         let staging = Staging(rows: rows)
         let outcome = try await Reconciler.reconcile(
             request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: sequences[userID] ?? 0, store: staging)
+        commit(staging, userID: userID, seq: outcome.lastSeq)
+        return PushResponse(results: outcome.results, conflicts: outcome.conflicts)
+    }
+
+    /// The server writing as its own replica (what the REST API does on PostgreSQL), all edits
+    /// or none: the same `ServerReplica.apply` on this store.
+    @discardableResult
+    public func write(userID: Int64, clock: ServerReplica.Clock, wallMillis: Int64, _ edits: [RowEdit]) async throws -> [RowChange] {
+        let staging = Staging(rows: rows)
+        var seq = sequences[userID] ?? 0
+        var states: [RowChange] = []
+        for edit in edits {
+            states.append(try await ServerReplica.apply(edit, userID: userID, seq: &seq, clock: clock, wallMillis: wallMillis, store: staging))
+        }
+        commit(staging, userID: userID, seq: seq)
+        return states
+    }
+
+    /// Keeps what a successful push or write staged: its rows, its new conflicts (each loss
+    /// once), the user's sequence.
+    private func commit(_ staging: Staging, userID: Int64, seq: Int64) {
         rows = staging.rows
         for entry in staging.conflicts where !ledger.contains(where: { $0.conflict.identity == entry.conflict.identity && $0.ownerID == entry.ownerID }) {
             ledger.append(entry)
         }
-        sequences[userID] = outcome.lastSeq
-        return PushResponse(results: outcome.results, conflicts: outcome.conflicts)
+        sequences[userID] = seq
     }
 
     public func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
