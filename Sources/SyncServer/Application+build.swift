@@ -7,7 +7,8 @@ import SyncEngine
 public enum ChatServer {
     /// The router with every route and middleware; tests drive it in-process.
     public static func buildRouter(
-        configuration: ServerConfiguration, repository: any SyncRepository, users: UserRepository, health: @escaping @Sendable () async -> Bool
+        configuration: ServerConfiguration, repository: any SyncRepository, users: UserRepository,
+        metering: Metering = .disabled, health: @escaping @Sendable () async -> Bool
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.addMiddleware {
@@ -23,6 +24,7 @@ public enum ChatServer {
         SyncController(repository: repository, users: users, configuration: configuration, validator: ChangeValidator())
             .addRoutes(to: v1)
         LiveEndpoint.addRoutes(to: v1)
+        BillingController(metering: metering).addRoutes(to: v1)
         return router
     }
 
@@ -36,7 +38,8 @@ public enum ChatServer {
             backgroundLogger: logger)
         let users = UserRepository(client: client, logger: logger)
         let repository = PostgresSyncRepository(client: client, logger: logger)
-        let router = buildRouter(configuration: configuration, repository: repository, users: users) {
+        let metering = Metering(configuration: configuration.metering, client: client, logger: logger)
+        let router = buildRouter(configuration: configuration, repository: repository, users: users, metering: metering) {
             (try? await client.query("SELECT 1", logger: logger)) != nil
         }
         let hub = LiveHub()
@@ -55,6 +58,16 @@ extension ChatServer {
     public static func run(
         configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
+        try configuration.metering.validate()
+        let metering = configuration.metering
+        if metering.enabled {
+            logger.info("metering on", metadata: [
+                "network": "\(metering.network)", "asset": "\(metering.asset)", "pay_to": "\(metering.payTo ?? "")",
+                "facilitator": "\(metering.facilitatorURL ?? "")", "minimum_micros": "\(metering.minimumBalanceMicros)",
+                "top_ups_micros": "\(metering.topUpAmountsMicros.map(String.init).joined(separator: ","))",
+                "priced_models": "\(metering.prices.models.count)",
+            ])
+        }
         try await buildApplication(configuration: configuration, logger: logger, onServerRunning: onServerRunning).runService()
     }
 }

@@ -11,14 +11,17 @@ public struct ServerConfiguration: Sendable {
     public var maxPushBytes: Int
     /// Connections the server keeps to PostgreSQL at most.
     public var maxDatabaseConnections: Int
+    /// Usage metering, balances and x402 top-ups; off by default (docs/METERING.md).
+    public var metering: MeteringConfiguration
 
     public init(host: String = "127.0.0.1", port: Int = 8787, database: DatabaseURL, maxPushBytes: Int = 16 << 20,
-                maxDatabaseConnections: Int = 20) {
+                maxDatabaseConnections: Int = 20, metering: MeteringConfiguration = .disabled) {
         self.host = host
         self.port = port
         self.database = database
         self.maxPushBytes = maxPushBytes
         self.maxDatabaseConnections = maxDatabaseConnections
+        self.metering = metering
     }
 }
 
