@@ -61,6 +61,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    @OptionGroup(title: "Metering") var meteringOptions: MeteringOptions
+
     @Option(help: "Address to listen on (default: $CHAT_HOST or 127.0.0.1).")
     var host: String?
 
@@ -81,7 +83,8 @@ struct Serve: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host ?? environment["CHAT_HOST"] ?? "127.0.0.1",
             port: port ?? environment["CHAT_PORT"].flatMap(Int.init) ?? 8787,
-            database: url)
+            database: url,
+            metering: try meteringOptions.configuration(environment: environment))
         if migrate {
             _ = try await ChatServer.withDatabase(url, logger: logger) { client in
                 try await PostgresMigrations.migrate(client, logger: logger)

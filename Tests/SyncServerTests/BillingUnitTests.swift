@@ -89,7 +89,7 @@ struct BillingUnitTests {
         let error = try #require(throws: ConfigurationError.self) { try PriceTable.load(path: noDefault.path) }
         #expect(error.description.contains("default"))
         let missing = try #require(throws: ConfigurationError.self) { try PriceTable.load(path: directory.path + "/nope.json") }
-        #expect(missing.description == "cannot read the prices file \(directory.path)/nope.json")
+        #expect(missing.description == "Cannot read the prices file \(directory.path)/nope.json")
     }
 
     @Test("An X-PAYMENT header round-trips, with or without base64 padding")

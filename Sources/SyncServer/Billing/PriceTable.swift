@@ -108,14 +108,14 @@ public struct PriceTable: Sendable, Equatable, Codable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ConfigurationError("cannot read the prices file \(path)")
+            throw ConfigurationError("Cannot read the prices file \(path)")
         }
         do {
             return try JSONDecoder().decode(PriceTable.self, from: data)
         } catch let error as DecodingError {
-            throw ConfigurationError("the prices file \(path) is not a valid price table: \(error.summary)")
+            throw ConfigurationError("The prices file \(path) is not a valid price table: \(error.summary)")
         } catch {
-            throw ConfigurationError("the prices file \(path) is not valid JSON")
+            throw ConfigurationError("The prices file \(path) is not valid JSON")
         }
     }
 
