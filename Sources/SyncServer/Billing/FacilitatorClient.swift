@@ -20,7 +20,7 @@ public struct FacilitatorClient: Sendable {
     let client: HTTPClient
     let timeout: Duration
 
-    public init(url: String, timeout: Duration = .seconds(10), client: HTTPClient = FacilitatorClient.sharedClient) {
+    public init(url: String, timeout: Duration = .seconds(30), client: HTTPClient = FacilitatorClient.sharedClient) {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.timeout = timeout
         self.client = client

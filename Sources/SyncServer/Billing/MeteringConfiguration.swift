@@ -9,7 +9,9 @@ public struct MeteringConfiguration: Sendable, Equatable {
     public var prices: PriceTable
     /// The x402 facilitator's base URL; `/verify` and `/settle` are appended.
     public var facilitatorURL: String?
-    /// How long one facilitator call may take.
+    /// How long one facilitator call may take. Settling waits for the chain, so this is not
+    /// short; a facilitator that is down is noticed at once (connection refused, or the 2 s
+    /// connect timeout).
     public var facilitatorTimeout: Duration
     /// The x402 network, e.g. `base-sepolia` or `base`.
     public var network: String
@@ -33,7 +35,7 @@ public struct MeteringConfiguration: Sendable, Equatable {
 
     public init(
         enabled: Bool = false, minimumBalanceMicros: Int64 = 10_000, prices: PriceTable = .standard, facilitatorURL: String? = nil,
-        facilitatorTimeout: Duration = .seconds(10), network: String = "base-sepolia", asset: String = Self.baseSepoliaUSDC,
+        facilitatorTimeout: Duration = .seconds(30), network: String = "base-sepolia", asset: String = Self.baseSepoliaUSDC,
         assetName: String = "USDC", assetVersion: String = "2", payTo: String? = nil,
         topUpAmountsMicros: [Int64] = [5_000_000, 20_000_000], maxTimeoutSeconds: Int = 300, publicURL: String? = nil
     ) {
