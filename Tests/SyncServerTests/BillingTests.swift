@@ -430,6 +430,50 @@ struct BillingTests {
         }
     }
 
+    @Test("A credit while a reply's transaction holds the user's row waits for it, and both land (no deadlock)")
+    func creditDuringReply() async throws {
+        // A credit that locked the balance row first and then waited for the user's row (its ledger
+        // row's foreign key) would deadlock with this reply's transaction, which holds the user's
+        // row and then charges. Credits take the user's row first. (A grant, not an HTTP top-up:
+        // a top-up already waits for the user's row when it records the payment, before that window.)
+        try await Self.run { env in
+            let (user, _) = try await env.user()
+            try await env.billing.credit(userID: user.id, amountMicros: 1_000_000, note: "test grant")
+            let (locked, lockedContinuation) = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // The reply's transaction, as a push holds it: the user's row FOR UPDATE first, the charge last.
+                group.addTask {
+                    try await env.database.withTransaction(logger: TestDatabase.logger) { connection in
+                        var pid: Int32 = 0
+                        for try await value in try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger)
+                            .decode(Int32.self) { pid = value }
+                        try await connection.query("SELECT sync_seq FROM users WHERE id = \(user.id) FOR UPDATE", logger: TestDatabase.logger)
+                        lockedContinuation.yield()
+                        lockedContinuation.finish()
+                        // Wait until the credit waits for this transaction (at most 20 s).
+                        for attempt in 0... {
+                            var blocked: Int64 = 0
+                            for try await count in try await env.database.query(
+                                "SELECT count(*) FROM pg_stat_activity WHERE \(pid) = ANY(pg_blocking_pids(pid))", logger: TestDatabase.logger
+                            ).decode(Int64.self) { blocked = count }
+                            if blocked > 0 { break }
+                            guard attempt < 1_000 else { throw ProcessFailure("the credit never waited for the reply's transaction") }
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        _ = try await env.metering.charge(
+                            userID: user.id, messageID: UUID().uuidString, model: "small",
+                            usage: MeteredUsage(promptTokens: 1_000, completionTokens: 1_000), on: connection)
+                    }
+                }
+                for await _ in locked {}
+                group.addTask { try await env.billing.credit(userID: user.id, amountMicros: 5_000_000, note: "test grant") }
+                try await group.waitForAll()
+            }
+            #expect(try await env.metering.balance(userID: user.id) == 1_000_000 - 750 + 5_000_000)
+            #expect(try await env.billing.ledger(userID: user.id).map(\.kind) == ["credit", "debit", "credit"])
+        }
+    }
+
     @Test("Concurrent charges of one message from two transactions debit once")
     func concurrentCharges() async throws {
         try await Self.run { env in

@@ -67,11 +67,17 @@ public struct BillingRepository: Sendable {
     /// Debits `costMicros` for the reply `messageID` on `connection`, **inside the caller's
     /// transaction** (the one that completes the reply), and returns the balance after it. A
     /// second debit for the same message is a no-op that returns the current balance. The balance
-    /// may go below zero. Locks the user's `balances` row until the caller's transaction ends.
+    /// may go below zero.
+    ///
+    /// Locks, until the caller's transaction ends, the user's `users` row (`FOR KEY SHARE`) and
+    /// then the `balances` row, the order every balance change uses. A transaction that also locks
+    /// the `users` row more strongly (`FOR UPDATE`, as a push does) must do so **before** the
+    /// debit, or it can deadlock with a concurrent top-up.
     public func debit(
         userID: Int64, messageID: String, model: String, usage: MeteredUsage, costMicros: Int64, on connection: PostgresConnection
     ) async throws -> Int64 {
         let cost = max(costMicros, 0)
+        try await Self.lockUser(userID, on: connection, logger: logger)
         try await connection.query(
             "INSERT INTO balances (user_id) VALUES (\(userID)) ON CONFLICT (user_id) DO NOTHING", logger: logger)
         var before: Int64 = 0
@@ -109,6 +115,7 @@ public struct BillingRepository: Sendable {
     static func credit(
         userID: Int64, amountMicros: Int64, paymentID: Int64?, note: String, on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
+        try await lockUser(userID, on: connection, logger: logger)
         var after: Int64 = 0
         for try await balance in try await connection.query("""
             INSERT INTO balances (user_id, balance_micros) VALUES (\(userID), \(amountMicros))
@@ -120,6 +127,16 @@ public struct BillingRepository: Sendable {
             VALUES (\(userID), 'credit', \(amountMicros), \(after), \(paymentID), \(note))
             """, logger: logger)
         return after
+    }
+
+    /// The first lock of every balance change: the user's row, `FOR KEY SHARE` (what the foreign
+    /// keys of `balances` and `balance_ledger` take anyway). Taking it before the `balances` row,
+    /// always, gives every balance change the same lock order as a reply's transaction that holds
+    /// `users … FOR UPDATE`: users, then balances. Without it, a top-up holding the balance row and
+    /// waiting for the user's row (for its ledger insert) deadlocks with a reply's transaction
+    /// holding the user's row and waiting for the balance row.
+    static func lockUser(_ userID: Int64, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("SELECT 1 FROM users WHERE id = \(userID) FOR KEY SHARE", logger: logger)
     }
 
     // MARK: Payments
@@ -184,6 +201,13 @@ public struct BillingRepository: Sendable {
         let logger = logger
         do {
             return try await transaction { connection in
+                // The user's row first (see `lockUser`), before this transaction holds anything a
+                // reply's transaction could wait for.
+                var owner: Int64?
+                for try await userID in try await connection.query(
+                    "SELECT user_id FROM payments WHERE id = \(id)", logger: logger
+                ).decode(Int64.self) { owner = userID }
+                if let owner { try await Self.lockUser(owner, on: connection, logger: logger) }
                 var claimed: (Int64, Int64)?
                 for try await row in try await connection.query("""
                     UPDATE payments SET status = 'settled', transaction_hash = \(hash), payer = coalesce(\(payer), payer),

@@ -109,7 +109,8 @@ public struct Metering: Sendable {
     /// Charges a completed reply **on `connection`, inside the transaction that completes it**:
     /// computes the cost from the price table, debits it with a ledger row, logs it, and returns
     /// it; `nil` when metering is off. Charging the same `messageID` again changes nothing and
-    /// returns the current balance (with this call's computed cost).
+    /// returns the current balance (with this call's computed cost). Call it last in the
+    /// transaction, after any `users … FOR UPDATE` (see `BillingRepository.debit` on lock order).
     public func charge(
         userID: Int64, messageID: String, model: String, usage: MeteredUsage, on connection: PostgresConnection
     ) async throws -> Charge? {
