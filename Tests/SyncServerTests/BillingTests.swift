@@ -296,6 +296,37 @@ struct BillingTests {
         }
     }
 
+    @Test("A payment pending in another attempt gets 409; one left pending by a dead server is taken over by its user's retry")
+    func pendingPayments() async throws {
+        try await Self.run { env in
+            let (user, token) = try await env.user()
+            let (other, otherToken) = try await env.user()
+            let nonce = TestFacilitator.newNonce()
+            let header = try TestFacilitator.paymentHeader(valueMicros: 5_000_000, nonce: nonce)
+            // As if an attempt by `user` were in flight: the row the claim writes.
+            let key = "base-sepolia:0x00000000000000000000000000000000000000a1:\(nonce)"
+            try await env.database.query("""
+                INSERT INTO payments (user_id, payment_key, status, amount_micros, network, payer, payload)
+                VALUES (\(user.id), \(key), 'pending', 5000000, 'base-sepolia', '0xa1', '{}'::jsonb)
+                """, logger: TestDatabase.logger)
+            let busy = try await env.topUp(header, token: token)
+            #expect(busy.status == .conflict)
+            #expect(busy.errorBody?.error.code == "payment_in_progress")
+            #expect(env.facilitator.verifyCalls == 0)
+
+            // The attempt's server died long ago: the user's retry takes the payment over;
+            // another user's does not.
+            try await env.database.query(
+                "UPDATE payments SET updated_at = now() - interval '1 hour' WHERE payment_key = \(key)", logger: TestDatabase.logger)
+            #expect(try await env.topUp(header, token: otherToken).errorBody?.error.code == "payment_in_progress")
+            #expect(try await env.topUp(header, token: token).status == .ok)
+            #expect(try await env.metering.balance(userID: user.id) == 5_000_000)
+            #expect(try await env.metering.balance(userID: other.id) == 0)
+            #expect(try await env.paymentStatuses(userID: user.id) == ["settled"])
+            #expect(try await env.topUp(header, token: token).errorBody?.error.code == "payment_already_credited")
+        }
+    }
+
     @Test("Ten concurrent retries of one payment: exactly one 200, credited exactly once")
     func concurrentRetries() async throws {
         try await Self.run { env in

@@ -81,7 +81,7 @@ struct BillingController {
 
         switch try await repository.claimPayment(
             userID: user.id, key: key, amountMicros: amount, network: payment.network, payer: payment.from,
-            payload: try WireJSON.encodeString(payment.payload))
+            payload: try WireJSON.encodeString(payment.payload), staleAfter: metering.configuration.stalePaymentAfter)
         {
         case .settled:
             throw APIError(.conflict, code: "payment_already_credited",
@@ -171,6 +171,12 @@ struct BillingController {
             throw error
         }
         switch outcome {
+        case .notPending:
+            logger.error("settled payment not credited: another attempt finished it first", metadata: [
+                "payment_id": "\(paymentID)", "transaction": "\(transaction)", "payer": "\(payer ?? "")",
+            ])
+            throw APIError(.conflict, code: "payment_in_progress",
+                           "another attempt at this payment finished first; check GET /v1/billing before retrying")
         case .duplicateTransaction:
             logger.warning("settled transaction already credited", metadata: ["transaction": "\(transaction)"])
             throw APIError(.conflict, code: "payment_already_credited",

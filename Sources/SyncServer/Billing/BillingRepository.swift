@@ -150,10 +150,13 @@ public struct BillingRepository: Sendable {
         case failed(reason: String?)
     }
 
-    /// Records a payment as pending under its idempotency key, unless the key is known.
+    /// Records a payment as pending under its idempotency key, unless the key is known. A
+    /// payment the same user left pending for longer than `staleAfter` (the server died while
+    /// processing it: no attempt lasts that long) is taken over, so it does not stay stuck.
     func claimPayment(
-        userID: Int64, key: String, amountMicros: Int64, network: String, payer: String?, payload: String
+        userID: Int64, key: String, amountMicros: Int64, network: String, payer: String?, payload: String, staleAfter: Duration
     ) async throws -> PaymentClaim {
+        let staleSeconds = Double(staleAfter.components.seconds) + Double(staleAfter.components.attoseconds) / 1e18
         // The row can vanish between the insert and the select (a concurrent attempt whose
         // facilitator call failed releases it); then try again.
         for _ in 0..<5 {
@@ -162,6 +165,15 @@ public struct BillingRepository: Sendable {
                 VALUES (\(userID), \(key), 'pending', \(amountMicros), \(network), \(payer), \(payload)::jsonb)
                 ON CONFLICT (payment_key) DO NOTHING RETURNING id
                 """, logger: logger).decode(Int64.self) { return .claimed(id: id) }
+            for try await id in try await client.query("""
+                UPDATE payments SET updated_at = now()
+                WHERE payment_key = \(key) AND user_id = \(userID) AND status = 'pending'
+                  AND updated_at < now() - make_interval(secs => \(staleSeconds))
+                RETURNING id
+                """, logger: logger).decode(Int64.self) {
+                logger.warning("took over a stale pending payment", metadata: ["payment_id": "\(id)", "payment_key": "\(key)"])
+                return .claimed(id: id)
+            }
             for try await (status, reason) in try await client.query(
                 "SELECT status, failure_reason FROM payments WHERE payment_key = \(key)", logger: logger
             ).decode((String, String?).self) {
@@ -193,6 +205,9 @@ public struct BillingRepository: Sendable {
         case credited(balanceMicros: Int64)
         /// Another payment already credited this transaction; nothing was credited.
         case duplicateTransaction
+        /// The payment is no longer pending: another attempt at it finished (or gave it up) first;
+        /// nothing was credited by this one.
+        case notPending
     }
 
     /// In one transaction: marks the payment settled with its transaction, credits the balance
@@ -215,7 +230,7 @@ public struct BillingRepository: Sendable {
                     WHERE id = \(id) AND status = 'pending'
                     RETURNING user_id, amount_micros
                     """, logger: logger).decode((Int64, Int64).self) { claimed = row }
-                guard let (userID, amount) = claimed else { throw PaymentNoLongerPending() }
+                guard let (userID, amount) = claimed else { return .notPending }
                 let balance = try await Self.credit(
                     userID: userID, amountMicros: amount, paymentID: id, note: "x402 top-up \(hash)", on: connection, logger: logger)
                 return .credited(balanceMicros: balance)
@@ -228,7 +243,6 @@ public struct BillingRepository: Sendable {
         }
     }
 
-    struct PaymentNoLongerPending: Error {}
 
     /// `withTransaction`, with the body's own error rethrown as itself after a clean rollback.
     func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {

@@ -57,6 +57,11 @@ public struct MeteringConfiguration: Sendable, Equatable {
     /// Metering off: the default.
     public static let disabled = MeteringConfiguration()
 
+    /// How long a payment may stay `pending` before a retry by the same user takes it over: longer
+    /// than any attempt can last (verify and settle, each with its deadline), so only a payment
+    /// left behind by a server that died mid-attempt qualifies.
+    public var stalePaymentAfter: Duration { facilitatorTimeout * 2 + .seconds(60) }
+
     /// The top-up endpoint, absolute when `publicURL` is set.
     public var topUpURL: String {
         guard let publicURL, !publicURL.isEmpty else { return BillingController.topUpPath }
