@@ -102,8 +102,9 @@ struct BillingController {
             } catch {
                 // The facilitator, the database or the request failed before anything settled (or
                 // the settlement's outcome is unknown): forget the attempt so that a retry of the
-                // same payment can go through. A settle that did reach the chain is not repeated
-                // by it: the chain accepts an authorization once.
+                // same payment can go through. Had the settlement reached the chain after all, the
+                // chain refuses the retry's (an authorization is used once) and the payment ends
+                // failed; the warning logged with payer and nonce lets an operator reconcile it.
                 try? await repository.releasePayment(id: id)
                 throw error
             }
