@@ -10,7 +10,7 @@ public enum ChatServer {
     /// repository leave it out).
     public static func buildRouter(
         configuration: ServerConfiguration, repository: any SyncRepository, users: UserRepository, chat: ChatAPI? = nil,
-        health: @escaping @Sendable () async -> Bool
+        metering: Metering = .disabled, health: @escaping @Sendable () async -> Bool
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.addMiddleware {
@@ -27,10 +27,11 @@ public enum ChatServer {
             .addRoutes(to: v1)
         LiveEndpoint.addRoutes(to: v1)
         if let chat {
-            ChatController(replica: chat.replica, queries: chat.queries, provider: configuration.provider, metering: chat.metering,
+            ChatController(replica: chat.replica, queries: chat.queries, provider: configuration.provider, metering: metering,
                            maxBodyBytes: configuration.maxRequestBytes)
                 .addRoutes(to: v1)
         }
+        BillingController(metering: metering).addRoutes(to: v1)
         // Innermost, so it sees the router's 404 before the error middleware rewrites it.
         router.addMiddleware {
             MethodNotAllowedMiddleware<AppRequestContext>(routes: router.routes.map { ($0.path.description, $0.method) })
@@ -48,8 +49,9 @@ public enum ChatServer {
             backgroundLogger: logger)
         let users = UserRepository(client: client, logger: logger)
         let repository = PostgresSyncRepository(client: client, logger: logger)
+        let metering = Metering(configuration: configuration.metering, client: client, logger: logger)
         let chat = ChatAPI(client: client, logger: logger)
-        let router = buildRouter(configuration: configuration, repository: repository, users: users, chat: chat) {
+        let router = buildRouter(configuration: configuration, repository: repository, users: users, chat: chat, metering: metering) {
             (try? await client.query("SELECT 1", logger: logger)) != nil
         }
         let hub = LiveHub()
@@ -63,22 +65,18 @@ public enum ChatServer {
     }
 }
 
-/// What the REST chat API runs on: the server's replica for writes, queries for reads, and
-/// the metering of replies.
+/// What the REST chat API runs on: the server's replica for writes and queries for reads.
 public struct ChatAPI: Sendable {
     public var replica: ServerReplica
     public var queries: ChatQueries
-    public var metering: ReplyMetering
 
-    public init(replica: ServerReplica, queries: ChatQueries, metering: ReplyMetering = .off) {
+    public init(replica: ServerReplica, queries: ChatQueries) {
         self.replica = replica
         self.queries = queries
-        self.metering = metering
     }
 
-    public init(client: PostgresClient, logger: Logger, metering: ReplyMetering = .off) {
-        self.init(replica: ServerReplica(client: client, logger: logger), queries: ChatQueries(client: client, logger: logger),
-                  metering: metering)
+    public init(client: PostgresClient, logger: Logger) {
+        self.init(replica: ServerReplica(client: client, logger: logger), queries: ChatQueries(client: client, logger: logger))
     }
 }
 
@@ -87,6 +85,16 @@ extension ChatServer {
     public static func run(
         configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
+        try configuration.metering.validate()
+        let metering = configuration.metering
+        if metering.enabled {
+            logger.info("metering on", metadata: [
+                "network": "\(metering.network)", "asset": "\(metering.asset)", "pay_to": "\(metering.payTo ?? "")",
+                "facilitator": "\(metering.facilitatorURL ?? "")", "minimum_micros": "\(metering.minimumBalanceMicros)",
+                "top_ups_micros": "\(metering.topUpAmountsMicros.map(String.init).joined(separator: ","))",
+                "priced_models": "\(metering.prices.models.count)",
+            ])
+        }
         try await buildApplication(configuration: configuration, logger: logger, onServerRunning: onServerRunning).runService()
     }
 }

@@ -16,10 +16,12 @@ public struct ServerConfiguration: Sendable {
     public var provider: ProviderConfiguration
     /// The largest JSON body the REST chat API accepts (413 beyond).
     public var maxRequestBytes: Int
+    /// Usage metering, balances and x402 top-ups; off by default (docs/METERING.md).
+    public var metering: MeteringConfiguration
 
     public init(host: String = "127.0.0.1", port: Int = 8787, database: DatabaseURL, maxPushBytes: Int = 16 << 20,
                 maxDatabaseConnections: Int = 20, provider: ProviderConfiguration = ProviderConfiguration(model: "llama3.2"),
-                maxRequestBytes: Int = 1 << 20) {
+                maxRequestBytes: Int = 1 << 20, metering: MeteringConfiguration = .disabled) {
         self.host = host
         self.port = port
         self.database = database
@@ -27,6 +29,7 @@ public struct ServerConfiguration: Sendable {
         self.maxDatabaseConnections = maxDatabaseConnections
         self.provider = provider
         self.maxRequestBytes = maxRequestBytes
+        self.metering = metering
     }
 }
 

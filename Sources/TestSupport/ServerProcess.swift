@@ -13,12 +13,17 @@ public final class ServerProcess: @unchecked Sendable {
     /// Starts `chat-server serve --port 0` and waits until it prints its address. The waiting
     /// blocks a thread, so it runs on a dispatch queue, never on the cooperative pool (two
     /// threads on a two-core machine: blocking them stalls every other test).
-    /// `arguments` are added to `chat-server serve`'s (for example `--provider-url`).
-    public static func start(database: DatabaseURL, arguments: [String] = [], timeout: TimeInterval = 30) async throws -> ServerProcess {
-        try await offPool { try startBlocking(database: database, arguments: arguments, timeout: timeout) }
+    /// `arguments` are added to `chat-server serve`'s (for example `--provider-url`), and
+    /// `environment` to the test's own.
+    public static func start(
+        database: DatabaseURL, arguments: [String] = [], timeout: TimeInterval = 30, environment: [String: String] = [:]
+    ) async throws -> ServerProcess {
+        try await offPool { try startBlocking(database: database, arguments: arguments, timeout: timeout, environment: environment) }
     }
 
-    static func startBlocking(database: DatabaseURL, arguments: [String], timeout: TimeInterval) throws -> ServerProcess {
+    static func startBlocking(
+        database: DatabaseURL, arguments: [String], timeout: TimeInterval, environment: [String: String]
+    ) throws -> ServerProcess {
         let binary = try Binaries.path("chat-server")
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("chat-server-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -26,6 +31,9 @@ public final class ServerProcess: @unchecked Sendable {
         process.executableURL = binary
         process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--database-url", databaseURLText(database),
                              "--log-level", "warning"] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardError = try FileHandle(forWritingTo: logURL)

@@ -62,6 +62,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    @OptionGroup(title: "Metering") var meteringOptions: MeteringOptions
+
     @Option(help: "Address to listen on (default: $CHAT_HOST or 127.0.0.1).")
     var host: String?
 
@@ -92,7 +94,8 @@ struct Serve: AsyncParsableCommand {
             provider: ProviderConfiguration(
                 baseURL: providerURL ?? environment["CHAT_PROVIDER_URL"] ?? ProviderConfiguration.defaultBaseURL,
                 apiKey: environment["CHAT_PROVIDER_KEY"].flatMap { $0.isEmpty ? nil : $0 },
-                model: model ?? environment["CHAT_MODEL"] ?? "llama3.2"))
+                model: model ?? environment["CHAT_MODEL"] ?? "llama3.2"),
+            metering: try meteringOptions.configuration(environment: environment))
         if migrate {
             _ = try await ChatServer.withDatabase(url, logger: logger) { client in
                 try await PostgresMigrations.migrate(client, logger: logger)

@@ -16,7 +16,7 @@ enum Harness {
     static func run(
         maxPushBytes: Int = 16 << 20,
         provider: ProviderConfiguration = ProviderConfiguration(baseURL: "http://127.0.0.1:9/v1", model: "text"),
-        metering: ReplyMetering = .off,
+        metering: MeteringConfiguration = .disabled,
         _ body: @escaping @Sendable (any TestClientProtocol, PostgresClient) async throws -> Void
     ) async throws {
         try await TestDatabase.withClient { client in
@@ -26,7 +26,8 @@ enum Harness {
             let router = ChatServer.buildRouter(
                 configuration: configuration, repository: PostgresSyncRepository(client: client, logger: logger),
                 users: UserRepository(client: client, logger: logger),
-                chat: ChatAPI(client: client, logger: logger, metering: metering), health: { true })
+                chat: ChatAPI(client: client, logger: logger),
+                metering: Metering(configuration: metering, client: client, logger: logger), health: { true })
             try await Application(router: router, logger: logger).test(.router) { testClient in
                 try await body(testClient, client)
             }

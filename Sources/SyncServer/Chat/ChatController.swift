@@ -7,25 +7,6 @@ import LocalStore
 import Logging
 import SyncEngine
 
-/// How replies are metered: a gate before the provider is called, and a charge inside the
-/// transaction that completes the reply. `off` lets every request through and charges nothing.
-public struct ReplyMetering: Sendable {
-    public var gate: @Sendable (_ userID: Int64, _ resource: String) async throws -> Void
-    public var charge: @Sendable (
-        _ tx: ServerReplica.Transaction, _ userID: Int64, _ messageID: String, _ model: String, _ usage: LocalStore.Usage
-    ) async throws -> ReplyCharge?
-
-    public init(
-        gate: @escaping @Sendable (Int64, String) async throws -> Void,
-        charge: @escaping @Sendable (ServerReplica.Transaction, Int64, String, String, LocalStore.Usage) async throws -> ReplyCharge?
-    ) {
-        self.gate = gate
-        self.charge = charge
-    }
-
-    public static let off = ReplyMetering(gate: { _, _ in }, charge: { _, _, _, _, _ in nil })
-}
-
 /// The REST chat API for thin clients: `/v1/sessions…` and `/v1/messages/{id}`. Reads come
 /// from the canonical tables; every write goes through the server's replica, so it syncs to the
 /// user's devices like a write from a laptop.
@@ -33,7 +14,8 @@ struct ChatController {
     let replica: ServerReplica
     let queries: ChatQueries
     let provider: ProviderConfiguration
-    let metering: ReplyMetering
+    /// The 402 gate before the provider is called, and the debit in the completing transaction.
+    let metering: Metering
     /// The largest JSON body accepted (413 beyond).
     let maxBodyBytes: Int
 
@@ -171,13 +153,20 @@ struct ChatController {
         guard try await queries.row(ChatSchema.sessions, id: sessionID, userID: user.id) != nil else {
             throw APIError.notFound("no session \(sessionID)")
         }
-        try await metering.gate(user.id, "/v1/sessions/\(sessionID)/messages")
+        try await metering.gate(userID: user.id, resource: "/v1/sessions/\(sessionID)/messages")
 
         let userID = user.id
         let metering = metering
         let store = ServerReplyStore(
             writes: ServerChatWrites(replica: replica, userID: userID), queries: queries,
-            onComplete: { tx, messageID, model, usage in try await metering.charge(tx, userID, messageID, model, usage) })
+            onComplete: { tx, messageID, model, usage in
+                // Last in the transaction that completes the reply, after the user's row lock.
+                try await metering.charge(
+                    userID: userID, messageID: messageID, model: model,
+                    usage: MeteredUsage(promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+                                        cachedTokens: usage.cachedInputTokens, reasoningTokens: usage.reasoningTokens),
+                    on: tx.connection)
+            })
         let turn = ChatTurn(replies: store, provider: ProviderClient(configuration: provider))
         let (events, continuation) = AsyncStream<ServerSentEvent>.makeStream()
         let queries = queries
@@ -272,7 +261,7 @@ struct ChatController {
 struct ReplyResult: Sendable {
     var outcome: ChatTurn.Outcome
     var message: JSONValue
-    var charge: ReplyCharge?
+    var charge: Charge?
 
     var usageJSON: JSONValue {
         guard let usage = outcome.usage else { return .null }
@@ -284,9 +273,8 @@ struct ReplyResult: Sendable {
     }
 
     var chargeJSON: JSONValue {
-        guard let charge else { return .null }
-        return .object(["costUsd": .string(Money.usd(charge.costMicros)), "costMicros": .int(charge.costMicros),
-                        "balanceUsd": .string(Money.usd(charge.balanceMicros)), "balanceMicros": .int(charge.balanceMicros)])
+        guard let charge, let text = try? WireJSON.encodeString(charge) else { return .null }
+        return (try? WireJSON.decode(JSONValue.self, from: text)) ?? .null
     }
 
     /// Usage on a JSON response: `x-usage-*`, `x-latency-ms`, and with metering `x-cost-usd`
@@ -300,10 +288,7 @@ struct ReplyResult: Sendable {
         fields[HTTPField.Name("x-usage-cached-tokens")!] = "\(usage?.cachedTokens ?? 0)"
         fields[HTTPField.Name("x-usage-reasoning-tokens")!] = "\(usage?.reasoningTokens ?? 0)"
         fields[HTTPField.Name("x-latency-ms")!] = "\(outcome.latencyMs)"
-        if let charge {
-            fields[HTTPField.Name("x-cost-usd")!] = Money.usd(charge.costMicros)
-            fields[HTTPField.Name("x-balance-remaining")!] = Money.usd(charge.balanceMicros)
-        }
+        if let charge { fields.append(contentsOf: Metering.headers(for: charge)) }
         return fields
     }
 
@@ -317,16 +302,6 @@ struct ReplyResult: Sendable {
             ])
         }
         return ServerSentEvent(name: "done", data: ["message": message, "usage": usageJSON, "charge": chargeJSON])
-    }
-}
-
-/// Micro-dollar amounts as decimal dollars with six places.
-enum Money {
-    static func usd(_ micros: Int64) -> String {
-        let sign = micros < 0 ? "-" : ""
-        let magnitude = micros.magnitude
-        let fraction = String(magnitude % 1_000_000)
-        return "\(sign)\(magnitude / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
     }
 }
 

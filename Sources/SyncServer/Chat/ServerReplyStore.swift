@@ -11,12 +11,12 @@ final class ServerReplyStore: ReplyStore {
     let queries: ChatQueries
     /// Runs inside the transaction that completes the reply (the metering debit); what it
     /// returns is kept for the response.
-    let onComplete: @Sendable (ServerReplica.Transaction, _ messageID: String, _ model: String, LocalStore.Usage) async throws -> ReplyCharge?
-    private let charge = Mutex<ReplyCharge?>(nil)
+    let onComplete: @Sendable (ServerReplica.Transaction, _ messageID: String, _ model: String, LocalStore.Usage) async throws -> Charge?
+    private let charge = Mutex<Charge?>(nil)
 
     init(
         writes: ServerChatWrites, queries: ChatQueries,
-        onComplete: @escaping @Sendable (ServerReplica.Transaction, String, String, LocalStore.Usage) async throws -> ReplyCharge?
+        onComplete: @escaping @Sendable (ServerReplica.Transaction, String, String, LocalStore.Usage) async throws -> Charge?
     ) {
         self.writes = writes
         self.queries = queries
@@ -24,7 +24,7 @@ final class ServerReplyStore: ReplyStore {
     }
 
     /// What completing the reply charged, if metering is on and the reply completed.
-    var completionCharge: ReplyCharge? { charge.withLock { $0 } }
+    var completionCharge: Charge? { charge.withLock { $0 } }
 
     func appendUserMessage(sessionID: String, text: String) async throws -> String {
         let id = ChatStore.newID()
@@ -68,16 +68,5 @@ final class ServerReplyStore: ReplyStore {
 
     func failMessage(id: String, _ failure: ReplyFailure) async throws {
         try await writes.failMessage(id: id, failure, partID: ChatStore.newID())
-    }
-}
-
-/// What metering charged for one completed reply.
-public struct ReplyCharge: Sendable, Equatable {
-    public var costMicros: Int64
-    public var balanceMicros: Int64
-
-    public init(costMicros: Int64, balanceMicros: Int64) {
-        self.costMicros = costMicros
-        self.balanceMicros = balanceMicros
     }
 }

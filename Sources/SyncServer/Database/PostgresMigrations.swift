@@ -182,6 +182,66 @@ public enum PostgresMigrations {
             ALTER TABLE users ADD COLUMN pruned_seq bigint NOT NULL DEFAULT 0;
             CREATE INDEX sync_tombstones_deleted_at ON sync_tombstones (deleted_at);
             """),
+        // Metering (docs/METERING.md). Numbered 0007 because 0006 is taken by the REST chat API
+        // on another branch: migrations are applied by name, in this array's order, whichever are
+        // missing, so a gap in the numbers (or 0006 landing after 0007 on a database) is harmless.
+        // Money is whole micro-USD (1 USD = 1,000,000 = 1,000,000 USDC atomic units).
+        Migration(name: "0007-billing", sql: """
+            CREATE TABLE balances (
+                user_id bigint PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+                -- Micro-USD. May go below zero by the cost of the last reply (the gate runs before the provider call).
+                balance_micros bigint NOT NULL DEFAULT 0,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+
+            CREATE TABLE payments (
+                id bigserial PRIMARY KEY,
+                user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                -- Idempotency key: network:payer:nonce of the signed authorization, or sha256:<hex> of the payload.
+                payment_key text NOT NULL UNIQUE,
+                status text NOT NULL CHECK (status IN ('pending', 'settled', 'failed')),
+                amount_micros bigint NOT NULL CHECK (amount_micros > 0),
+                network text NOT NULL,
+                payer text,
+                -- The on-chain transaction the facilitator settled; one credit per transaction.
+                transaction_hash text UNIQUE,
+                failure_reason text,
+                payload jsonb NOT NULL,
+                response jsonb,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX payments_user ON payments (user_id, id);
+
+            CREATE TABLE balance_ledger (
+                id bigserial PRIMARY KEY,
+                user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                kind text NOT NULL CHECK (kind IN ('credit', 'debit')),
+                amount_micros bigint NOT NULL CHECK (amount_micros >= 0),
+                balance_after_micros bigint NOT NULL,
+                -- Debits: the reply charged (messages.id, no foreign key: the ledger outlives deleted messages).
+                message_id text,
+                model text,
+                prompt_tokens bigint,
+                completion_tokens bigint,
+                cached_tokens bigint,
+                reasoning_tokens bigint,
+                -- Credits from a top-up: the payment.
+                payment_id bigint REFERENCES payments(id),
+                note text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                CHECK (kind <> 'debit' OR message_id IS NOT NULL)
+            );
+            CREATE UNIQUE INDEX balance_ledger_one_debit_per_message ON balance_ledger (message_id) WHERE kind = 'debit';
+            CREATE UNIQUE INDEX balance_ledger_one_credit_per_payment ON balance_ledger (payment_id) WHERE payment_id IS NOT NULL;
+            CREATE INDEX balance_ledger_user ON balance_ledger (user_id, id);
+
+            COMMENT ON TABLE balances IS 'Prepaid balance per user in micro-USD; the sum of the user''s ledger.';
+            COMMENT ON TABLE balance_ledger IS 'Every change of a balance: credits (top-ups, grants) and one debit per charged reply.';
+            COMMENT ON COLUMN balance_ledger.amount_micros IS 'Micro-USD, never negative; kind says the direction.';
+            COMMENT ON COLUMN balance_ledger.balance_after_micros IS 'The balance right after this entry, in micro-USD.';
+            COMMENT ON TABLE payments IS 'x402 top-ups: one row per signed payment, pending while the facilitator verifies and settles it.'
+            """),
     ]
 
     /// Applies the migrations not applied yet; returns their names.

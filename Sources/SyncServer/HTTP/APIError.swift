@@ -54,6 +54,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let error as PaymentRequired {
+            // A 402 keeps its x402 body (`x402Version`, `error`, `accepts`), which clients parse.
+            throw error
         } catch let error as HTTPError {
             let code = error.status == .notFound ? "not_found" : error.status == .methodNotAllowed ? "method_not_allowed" : "bad_request"
             throw APIError(error.status, code: code, error.body ?? error.status.reasonPhrase)
