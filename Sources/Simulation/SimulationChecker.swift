@@ -1,3 +1,4 @@
+import Foundation
 import LocalStore
 import SyncEngine
 import SyncServer
@@ -46,6 +47,17 @@ struct SimulationChecker {
         for write in world.log.writes {
             if let reason = unexplained(write, server: server, lostStamps: lostStamps) {
                 failures.append("\(write.key.table)/\(write.key.id).\(write.column) written at \(write.stamp): \(reason)")
+                if ProcessInfo.processInfo.environment["CHAT_SIM_DEBUG"] != nil {
+                    for other in world.log.columnWrites[ColumnKey(key: write.key, column: write.column)] ?? [] {
+                        failures.append("    write \(other.stamp) = \(other.value) vv \(other.vv.entries.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" })")
+                    }
+                    for conflict in ledger where conflict.rowID == write.key.id {
+                        failures.append("    ledger \(conflict.kind) \(conflict.column ?? "-") loser \(conflict.loserStamp.map { "\($0)" } ?? "-") winner \(conflict.winnerStamp.map { "\($0)" } ?? "-")")
+                    }
+                    if let state = server[write.key] {
+                        failures.append("    server \(state.fields[write.column].map { "\($0.stamp) = \($0.value)" } ?? "-") vv \(state.vv.entries.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" })")
+                    }
+                }
                 if failures.count > 20 { break }
             }
         }
@@ -95,9 +107,9 @@ struct SimulationChecker {
     }
 
     /// An overwritten write is accounted for when the loss is in a conflict ledger, or when a
-    /// later write to the same column by a writer that had seen it is itself accounted for (the
-    /// current value, or recorded in turn): a chain of informed overwrites ending in a conflict
-    /// or in the current value.
+    /// later write to the same column by a writer that had seen it, or of the same value, is
+    /// itself accounted for (the current value, or recorded in turn): a chain of informed or
+    /// equal overwrites ending in a conflict or in the current value.
     func supersededOrRecorded(_ write: WriteLog.FieldWrite, current: FieldValue, lostStamps: Set<Stamp>) -> Bool {
         var frontier = [write]
         var visited: Set<Stamp> = []
@@ -107,8 +119,11 @@ struct SimulationChecker {
             if candidate.stamp == current.stamp || candidate.value == current.value || lostStamps.contains(candidate.stamp) {
                 return true
             }
+            // Next in the chain: writes that had seen this one, and writes of the same value with
+            // a later stamp, which absorb it when they meet without any value being lost (so
+            // no conflict is recorded for it; the fate of the value is then theirs).
             frontier += (world.log.columnWrites[ColumnKey(key: write.key, column: write.column)] ?? [])
-                .filter { $0.stamp != candidate.stamp && $0.vv.contains(candidate.stamp) }
+                .filter { $0.stamp != candidate.stamp && ($0.vv.contains(candidate.stamp) || ($0.value == candidate.value && $0.stamp > candidate.stamp)) }
         }
         return false
     }
