@@ -38,4 +38,29 @@ struct ChatCLITests {
         #expect(show.stdout.contains("Still there?"))
         #expect(try await Binaries.run("chat-cli", ["status"], environment: env).stdout.contains("Pending changes:  5"))
     }
+
+    @Test("chat --workspace runs the tools the model asks for and records their results with artifacts")
+    func workspaceTools() async throws {
+        try await OpenAITestServer.withServer { server in
+            let directory = try temporaryDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let workspace = directory.appendingPathComponent("project")
+            try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
+            try Data("remember the milk\n".utf8).write(to: workspace.appendingPathComponent("notes.txt"))
+            let env = ["CHAT_STORE": directory.appendingPathComponent("r.sqlite").path, "CHAT_PROVIDER_URL": server.baseURL]
+            let session = try await Binaries.run("chat-cli", ["new", "Tools", "--model", "workspace"], environment: env)
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let chat = try await Binaries.run("chat-cli", ["chat", session, "Write hello", "--workspace", workspace.path], environment: env)
+            #expect(chat.status == 0)
+            #expect(chat.stdout.contains("Wrote the file."))
+            #expect(try String(contentsOf: workspace.appendingPathComponent("out/hello.txt"), encoding: .utf8) == "hello\nworld\n")
+            let show = try await Binaries.run("chat-cli", ["show", session, "--json"], environment: env)
+            #expect(show.stdout.contains("tool_result"))
+            #expect(show.stdout.contains("file_diff"))
+
+            let missing = try await Binaries.run("chat-cli", ["chat", session, "again", "--workspace", "/no/such/dir"], environment: env)
+            #expect(missing.status == 1)
+            #expect(missing.stderr.contains("--workspace"))
+        }
+    }
 }
