@@ -244,13 +244,8 @@ public struct BillingRepository: Sendable {
     }
 
 
-    /// `withTransaction`, with the body's own error rethrown as itself after a clean rollback.
+    /// A transaction whose body's own errors come out unwrapped (`PostgresClient.transaction`).
     func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {
-        do {
-            return try await client.withTransaction(logger: logger, body)
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
-            throw error
-        }
+        try await client.transaction(logger: logger, body)
     }
 }

@@ -54,27 +54,22 @@ public struct ServerReplica: Sendable {
         let logger = logger
         let clock = clock
         let wallMillis = wallMillis
-        do {
-            return try await client.withTransaction(logger: logger) { connection in
-                let rows = try await connection.query(
-                    "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger)
-                var start: Int64?
-                for try await value in rows.decode(Int64.self) { start = value }
-                guard let start else { throw ServerWriteError.notFound(table: "users", id: "\(userID)") }
-                let transaction = Transaction(
-                    connection: connection, logger: logger, userID: userID, seq: start, clock: clock, wallMillis: wallMillis)
-                let result = try await body(transaction)
-                if transaction.seq != start {
-                    try await connection.query(
-                        "UPDATE users SET sync_seq = \(transaction.seq) WHERE id = \(userID)", logger: logger)
-                    try await connection.query(
-                        "SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(transaction.seq)"))", logger: logger)
-                }
-                return result
+        return try await client.transaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger)
+            var start: Int64?
+            for try await value in rows.decode(Int64.self) { start = value }
+            guard let start else { throw ServerWriteError.notFound(table: "users", id: "\(userID)") }
+            let transaction = Transaction(
+                connection: connection, logger: logger, userID: userID, seq: start, clock: clock, wallMillis: wallMillis)
+            let result = try await body(transaction)
+            if transaction.seq != start {
+                try await connection.query(
+                    "UPDATE users SET sync_seq = \(transaction.seq) WHERE id = \(userID)", logger: logger)
+                try await connection.query(
+                    "SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(transaction.seq)"))", logger: logger)
             }
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
-            throw error
+            return result
         }
     }
 

@@ -53,3 +53,19 @@ extension ChatServer {
         return "\(error.code)"
     }
 }
+
+extension PostgresClient {
+    /// `withTransaction`, but an error thrown by `body` comes out as itself once the rollback
+    /// succeeded (PostgresNIO wraps it in `PostgresTransactionError`), so callers can still tell
+    /// a rejection (403, 404, 422…) from a database failure.
+    func transaction<Result: Sendable>(
+        logger: Logger, _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> Result {
+        do {
+            return try await withTransaction(logger: logger, body)
+        } catch let error as PostgresTransactionError {
+            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
+            throw error
+        }
+    }
+}

@@ -132,15 +132,9 @@ extension PostgresSyncRepository {
         }
     }
 
-    /// `withTransaction`, but an error thrown by `body` comes out as itself once the rollback
-    /// succeeded (PostgresNIO wraps it), so callers can still tell a rejection from a failure.
+    /// A transaction whose body's own errors come out unwrapped (`PostgresClient.transaction`).
     func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {
-        do {
-            return try await client.withTransaction(logger: logger, body)
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError, error.rollbackError == nil { throw closureError }
-            throw error
-        }
+        try await client.transaction(logger: logger, body)
     }
 }
 
