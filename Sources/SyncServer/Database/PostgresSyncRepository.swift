@@ -13,22 +13,42 @@ public struct PostgresSyncRepository: SyncRepository {
     let client: PostgresClient
     let logger: Logger
 
+    /// Whether a push is reconciled with `PostgresBatchedReconcileStore` (a few round trips per
+    /// batch) or row by row with `PostgresReconcileStore`; the two leave the same state, and
+    /// tests compare them.
+    let batchedIngest: Bool
+
     public init(client: PostgresClient, logger: Logger) {
+        self.init(client: client, logger: logger, batchedIngest: true)
+    }
+
+    init(client: PostgresClient, logger: Logger, batchedIngest: Bool) {
         self.client = client
         self.logger = logger
+        self.batchedIngest = batchedIngest
     }
 
     public func push(userID: Int64, request: PushRequest) async throws -> PushResponse {
         let logger = logger
+        let batchedIngest = batchedIngest
         let outcome = try await transaction { connection in
             let rows = try await connection.query(
                 "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger)
             var seq: Int64?
             for try await value in rows.decode(Int64.self) { seq = value }
             guard let seq else { throw PushRejection.forbidden("the user no longer exists") }
-            let store = PostgresReconcileStore(connection: connection, logger: logger)
-            let outcome = try await Reconciler.reconcile(
-                request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+            let outcome: Reconciler.Outcome
+            if batchedIngest {
+                let store = PostgresBatchedReconcileStore(connection: connection, logger: logger)
+                try await store.prefetch(request.changes)
+                outcome = try await Reconciler.reconcile(
+                    request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+                try await store.flush()
+            } else {
+                let store = PostgresReconcileStore(connection: connection, logger: logger)
+                outcome = try await Reconciler.reconcile(
+                    request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+            }
             if outcome.lastSeq != seq {
                 try await connection.query(
                     "UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID)", logger: logger)
