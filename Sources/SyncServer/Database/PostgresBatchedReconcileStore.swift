@@ -164,7 +164,11 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             binds.append(deleted.map(\.state.id))
             binds.append(deleted.map(\.ownerID))
             binds.append(deleted.map(\.seq))
-            binds.append(try deleted.map { try WireJSON.encodeString(RowMeta(of: $0.state)) })
+            binds.append(deleted.map { entry in
+                var json = ""
+                JSONText.append(RowMeta(of: entry.state), to: &json)
+                return json
+            })
             queries += 1
             try await connection.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO sync_tombstones (table_name, row_id, owner_id, sync_seq, sync_meta)
@@ -186,7 +190,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             json += "{\"id\":"
             JSONText.appendString(row.state.id, to: &json)
             json += ",\"owner_id\":\(row.ownerID),\"sync_seq\":\(row.seq),\"sync_meta\":"
-            json += try WireJSON.encodeString(RowMeta(of: row.state))
+            JSONText.append(RowMeta(of: row.state), to: &json)
             for (index, column) in schema.columns.enumerated() {
                 json += ",\"c\(index)\":"
                 try JSONText.append(values[column.name] ?? .null, type: column.type, to: &json)
@@ -231,11 +235,96 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     }
 }
 
-/// Hand-written JSON for the bulk upsert: cheaper than `JSONEncoder` per value, and JSON
-/// columns keep the exact text the row-by-row path binds.
+/// Hand-written JSON for the bulk upsert: `JSONEncoder` per row cost more than the rest of
+/// the flush. PostgreSQL parses it into `jsonb`, so key order and escapes do not matter; a
+/// JSON value holding a floating-point number still goes through `WireJSON`, whose number
+/// text `jsonb` keeps as written.
 enum JSONText {
+    /// `RowMeta` as its `Codable` form writes it (keys `counters`, `stamps`, `tombstone`, `vv`).
+    static func append(_ meta: RowMeta, to json: inout String) {
+        json += "{\"counters\":{"
+        for (offset, (name, counter)) in meta.counters.sorted(by: { $0.key < $1.key }).enumerated() {
+            if offset > 0 { json += "," }
+            appendString(name, to: &json)
+            json += ":{"
+            for (index, (replica, value)) in counter.contributions.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { json += "," }
+                appendString(replica.rawValue, to: &json)
+                json += ":\(value)"
+            }
+            json += "}"
+        }
+        json += "},\"stamps\":{"
+        for (offset, (column, stamp)) in meta.stamps.sorted(by: { $0.key < $1.key }).enumerated() {
+            if offset > 0 { json += "," }
+            appendString(column, to: &json)
+            json += ":"
+            appendString(stamp.text, to: &json)
+        }
+        json += "}"
+        if let tombstone = meta.tombstone {
+            json += ",\"tombstone\":"
+            appendString(tombstone.text, to: &json)
+        }
+        json += ",\"vv\":{"
+        for (offset, (replica, hlc)) in meta.vv.entries.sorted(by: { $0.key < $1.key }).enumerated() {
+            if offset > 0 { json += "," }
+            appendString(replica.rawValue, to: &json)
+            json += ":"
+            appendString(hlc.text, to: &json)
+        }
+        json += "}}"
+    }
+
+    /// Writes `value` unless it holds a floating-point number; returns whether it did.
+    static func appendPlain(_ value: JSONValue, to json: inout String) -> Bool {
+        guard !containsDouble(value) else { return false }
+        appendValue(value, to: &json)
+        return true
+    }
+
+    private static func containsDouble(_ value: JSONValue) -> Bool {
+        switch value {
+        case .double: true
+        case .array(let items): items.contains(where: containsDouble)
+        case .object(let members): members.values.contains(where: containsDouble)
+        default: false
+        }
+    }
+
+    private static func appendValue(_ value: JSONValue, to json: inout String) {
+        switch value {
+        case .null: json += "null"
+        case .bool(let bool): json += bool ? "true" : "false"
+        case .int(let int): json += String(int)
+        case .double(let double): json += String(double)
+        case .string(let text): appendString(text, to: &json)
+        case .array(let items):
+            json += "["
+            for (offset, item) in items.enumerated() {
+                if offset > 0 { json += "," }
+                appendValue(item, to: &json)
+            }
+            json += "]"
+        case .object(let members):
+            json += "{"
+            for (offset, (key, item)) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+                if offset > 0 { json += "," }
+                appendString(key, to: &json)
+                json += ":"
+                appendValue(item, to: &json)
+            }
+            json += "}"
+        }
+    }
+
     static func appendString(_ text: String, to json: inout String) {
         json += "\""
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+            json += text
+            json += "\""
+            return
+        }
         var run = ""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -258,7 +347,8 @@ enum JSONText {
     static func append(_ value: JSONValue, type: ColumnType, to json: inout String) throws {
         switch (value, type) {
         case (.null, _): json += "null"
-        case (_, .json): json += try WireJSON.encodeString(value)
+        case (_, .json):
+            if !appendPlain(value, to: &json) { json += try WireJSON.encodeString(value) }
         case (.string(let text), _): appendString(text, to: &json)
         case (.int(let int), _): json += String(int)
         case (.bool(let bool), _): json += bool ? "true" : "false"
