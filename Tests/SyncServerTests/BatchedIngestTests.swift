@@ -79,9 +79,9 @@ struct BatchedIngestTests {
             let request = PushRequest(replicaID: a.replicaID, changes: changes)
             let batched = try await Self.reconcile(request, userID: user.id, batched: true, client: client)
             #expect(batched.outcome.results.allSatisfy { $0.outcome == .inserted })
-            // Prefetch: one query per table and one tombstone query per table for the ids not
-            // found; flush: one upsert per table.
-            #expect(batched.queries <= 9, "\(batched.queries) queries for \(changes.count) changes")
+            // Prefetch: one query per table and one tombstone query for the ids not found;
+            // flush: one upsert per table.
+            #expect(batched.queries <= 7, "\(batched.queries) queries for \(changes.count) changes")
             let rowByRow = try await Self.reconcile(request, userID: user.id, batched: false, client: client)
             #expect(batched.snapshot == rowByRow.snapshot)
         }

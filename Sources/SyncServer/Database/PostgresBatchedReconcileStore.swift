@@ -6,8 +6,7 @@ import SyncEngine
 /// per change.
 ///
 /// - `prefetch` loads every row the batch names, and every parent a new row names, with one
-///   `WHERE id = ANY($1)` query per table (plus one tombstone query per table for the ids not
-///   found live).
+///   `WHERE id = ANY($1)` query per table, plus one tombstone query for the ids not found live.
 /// - `load` answers from what this batch stored, then from the prefetched rows; a row not
 ///   prefetched is read from the database as before (and remembered).
 /// - `store` only buffers the newest state per row. `flush` writes the buffer: one `DELETE`
@@ -58,6 +57,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
                 ids[parent.table, default: []].insert(parentID)
             }
         }
+        var missing: [(table: String, id: String)] = []
         for schema in ChatSchema.tables {
             guard let wanted = ids[schema.name], !wanted.isEmpty else { continue }
             let list = wanted.filter { cache[RowKey(table: schema.name, id: $0)] == nil }
@@ -72,24 +72,22 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
                 found.insert(stored.state.id)
                 cache[stored.state.key] = .some(OwnedRow(state: stored.state, ownerID: stored.ownerID))
             }
-            let missing = list.filter { !found.contains($0) }
-            guard !missing.isEmpty else { continue }
-            var tombstoneBinds = PostgresBindings()
-            tombstoneBinds.append(schema.name)
-            tombstoneBinds.append(Array(missing))
-            queries += 1
-            let rows = try await connection.query(PostgresQuery(
-                unsafeSQL: "SELECT row_id, owner_id, sync_meta::text FROM sync_tombstones WHERE table_name = $1 AND row_id = ANY($2)",
-                binds: tombstoneBinds), logger: logger)
-            for try await (id, ownerID, metaText) in rows.decode((String, Int64, String).self) {
-                let meta = try WireJSON.decode(RowMeta.self, from: metaText)
-                found.insert(id)
-                cache[RowKey(table: schema.name, id: id)] = .some(OwnedRow(
-                    state: meta.state(table: schema.name, id: id, values: [:]), ownerID: ownerID))
-            }
-            for id in missing where !found.contains(id) {
-                cache.updateValue(nil, forKey: RowKey(table: schema.name, id: id))
-            }
+            missing += list.filter { !found.contains($0) }.map { (schema.name, $0) }
+        }
+        guard !missing.isEmpty else { return }
+        // The ids not found live, of every table at once: deleted rows, or new ones.
+        for entry in missing { cache.updateValue(nil, forKey: RowKey(table: entry.table, id: entry.id)) }
+        var binds = PostgresBindings()
+        binds.append(missing.map(\.table))
+        binds.append(missing.map(\.id))
+        queries += 1
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
+            SELECT table_name, row_id, owner_id, sync_meta::text FROM sync_tombstones
+            WHERE (table_name, row_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            """, binds: binds), logger: logger)
+        for try await (table, id, ownerID, metaText) in rows.decode((String, String, Int64, String).self) {
+            let meta = try WireJSON.decode(RowMeta.self, from: metaText)
+            cache[RowKey(table: table, id: id)] = .some(OwnedRow(state: meta.state(table: table, id: id, values: [:]), ownerID: ownerID))
         }
     }
 

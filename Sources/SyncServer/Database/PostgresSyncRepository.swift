@@ -50,11 +50,12 @@ public struct PostgresSyncRepository: SyncRepository {
                     request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
             }
             if outcome.lastSeq != seq {
-                try await connection.query(
-                    "UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID)", logger: logger)
-                // Delivered to every listening server instance when (and only if) this commits.
-                try await connection.query(
-                    "SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(outcome.lastSeq)"))", logger: logger)
+                // One round trip: the new sequence, and its announcement, delivered to every
+                // listening server instance when (and only if) this commits.
+                try await connection.query("""
+                    WITH bumped AS (UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID) RETURNING id)
+                    SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(outcome.lastSeq)")) FROM bumped
+                    """, logger: logger)
             }
             return outcome
         }
