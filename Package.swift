@@ -123,8 +123,11 @@ let package = Package(
         .executableTarget(
             name: "chat-bench",
             dependencies: [
-                "SyncEngine", "LocalStore",
+                "SyncEngine", "LocalStore", "SyncServer", "HTTPTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -128,3 +128,36 @@ enum BootstrapBench {
             rawSeconds: rawSeconds, rssBeforeBytes: rssBefore, peakBytes: peak, peakWasReset: wasReset, applied: applied)
     }
 }
+
+/// The raw SQLite side of a bootstrap: the rows converted to SQLite values ahead of time, in
+/// pages, then inserted with prepared statements, one transaction per page.
+struct RawSQLitePages {
+    private var pages: [[(String, StatementArguments)]] = []
+
+    init(_ states: [RowChange], pageSize: Int) throws {
+        for start in stride(from: 0, to: states.count, by: pageSize) {
+            pages.append(try states[start..<min(start + pageSize, states.count)].map { state in
+                guard let schema = ChatSchema.table(state.table) else { throw BenchFailure("unknown table \(state.table)") }
+                let values = state.materialized(schema: schema)
+                var arguments: [DatabaseValue] = [state.id.databaseValue]
+                for column in schema.columns {
+                    arguments.append(try RawSchema.databaseValue(values[column.name] ?? .null, type: column.type))
+                }
+                return (RawSchema.insertSQL(schema), StatementArguments(arguments))
+            })
+        }
+    }
+
+    /// Inserts every page into a fresh raw database at `path`; returns the seconds it took.
+    func insertAll(path: String) throws -> Double {
+        let raw = try RawSchema.open(path: path)
+        let (_, seconds) = try timed {
+            for page in pages {
+                try raw.write { db in
+                    for (sql, arguments) in page { try db.cachedStatement(sql: sql).execute(arguments: arguments) }
+                }
+            }
+        }
+        return seconds
+    }
+}

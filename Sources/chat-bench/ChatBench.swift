@@ -8,8 +8,8 @@ import SyncEngine
 struct ChatBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-bench",
-        abstract: "Measures the replica against raw SQLite in the same run (local figures 1, 6 and the local half of 3).",
-        discussion: "Run it in release: swift run -c release chat-bench [--quick]. docs/BENCHMARKS.md explains each figure.")
+        abstract: "Measures the replica and the sync server against raw SQLite and raw PostgreSQL in the same run (issue 5).",
+        discussion: "Run scripts/bench.sh [--quick] (release build, private PostgreSQL, chat-server). docs/BENCHMARKS.md explains each figure.")
 
     @Flag(help: "Small sizes, so the run finishes in about a minute.")
     var quick = false
@@ -38,12 +38,57 @@ struct ChatBench: AsyncParsableCommand {
     @Flag(help: "Keep the temporary database files.")
     var keepFiles = false
 
+    @Option(help: "PostgreSQL for the server figures (2, 3 end to end, 4, 5, 7); without it they are skipped. scripts/bench.sh starts a private one.")
+    var databaseURL: String?
+
+    @Option(help: "The chat-server executable (default: the one next to chat-bench).")
+    var serverBinary: String?
+
+    @Flag(help: "Only the server figures.")
+    var serverOnly = false
+
+    @Flag(help: "Only the local figures (1, 6 and the local half of 3).")
+    var localOnly = false
+
+    @Option(help: "Messages pushed for figure 2 and pulled back for figure 3 end to end (default 100000; 5000 with --quick).")
+    var pushMessages: Int?
+
+    @Option(help: "Changes per push for figure 2.")
+    var pushBatch = 500
+
+    @Option(help: "Rows of history for the small incremental-pull figure.")
+    var historySmall = 10_000
+
+    @Option(help: "Rows of history for the large incremental-pull figure (default 1000000; 100000 with --quick).")
+    var historyLarge: Int?
+
+    @Option(help: "Pulls measured per history size (default 500; 200 with --quick).")
+    var pulls: Int?
+
+    @Option(help: "Writes measured for live propagation, per device count (default 1000; 200 with --quick).")
+    var liveWrites: Int?
+
+    @Option(help: "Devices online in the larger live-propagation figure.")
+    var devices = 100
+
+    @Option(help: "Devices pushing at once for figure 7.")
+    var concurrentDevices = 50
+
+    @Option(help: "Messages each concurrent device pushes (default 200; 40 with --quick).")
+    var concurrentMessages: Int?
+
+    @Option(help: "Changes per push in figure 7.")
+    var concurrentBatch = 100
+
+    @Option(help: "Only these server figures, comma-separated (default 2,3,4,5,7).")
+    var figures = "2,3,4,5,7"
+
     func run() async throws {
         let messages = self.messages ?? (quick ? 2_000 : 20_000)
         let writes = self.writes ?? (quick ? 1_000 : 5_000)
         let directory = try makeTempDirectory()
         defer { if !keepFiles { try? FileManager.default.removeItem(at: directory) } }
-        let log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
         let probe = try DatabaseQueue()
         let sqliteVersion = try await probe.read { db in try String.fetchOne(db, sql: "SELECT sqlite_version()") } ?? "?"
@@ -54,6 +99,64 @@ struct ChatBench: AsyncParsableCommand {
         log("chat-bench in \(directory.path)")
 
         let started = nowNanos()
+        var figures: [Figure] = []
+        var details: [String: Double] = [:]
+        var notMeasured: [String] = ["1: batched writes through ChatStore (no batch API)"]
+        if !serverOnly {
+            try await runLocal(messages: messages, writes: writes, directory: directory, figures: &figures, details: &details, log: log)
+        }
+        var postgresVersion: String?
+        if !localOnly {
+            if let databaseURL {
+                let options = ServerBenchOptions(
+                    pushMessages: pushMessages ?? (quick ? 5_000 : 100_000), pushBatch: pushBatch, pageSize: pageSize,
+                    historySmall: historySmall, historyLarge: historyLarge ?? (quick ? 100_000 : 1_000_000),
+                    pulls: pulls ?? (quick ? 200 : 500), liveWrites: liveWrites ?? (quick ? 200 : 1_000), devices: devices,
+                    concurrentDevices: concurrentDevices, concurrentMessages: concurrentMessages ?? (quick ? 40 : 200),
+                    concurrentBatch: concurrentBatch, figures: Set(self.figures.split(separator: ",").compactMap { Int($0) }))
+                let binary = serverBinary.map { URL(fileURLWithPath: $0) } ?? BenchServer.defaultBinary()
+                let server = try await ServerBench.run(
+                    options: options, databaseURL: databaseURL, serverBinary: binary, directory: directory, log: log)
+                figures += server.figures
+                details.merge(server.details) { $1 }
+                postgresVersion = server.postgresVersion
+            } else {
+                log("no --database-url: the server figures (2, 3 end to end, 4, 5, 7) are skipped; scripts/bench.sh runs them")
+                notMeasured += ["2, 3 (end to end), 4, 5, 7: no --database-url given"]
+            }
+        }
+        let elapsed = Double(nowNanos() - started) / 1e9
+        details["elapsedSeconds"] = elapsed
+        figures = figures.enumerated().sorted { ($0.element.figure, $0.offset) < ($1.element.figure, $1.offset) }.map(\.element)
+        var machineReport = machine
+        machineReport.postgresVersion = postgresVersion
+
+        let table = renderTable(figures)
+        print(table)
+        print("")
+        print("Machine: \(machine.cores) cores\(machine.cpuModel.map { " (\($0))" } ?? ""), "
+              + "\(machine.memoryTotalBytes.map { String(format: "%.1f GB", Double($0) / 1_073_741_824) } ?? "?") RAM, "
+              + "SQLite \(machine.sqliteVersion), PostgreSQL \(postgresVersion ?? "not used"), \(machine.swiftVersion)")
+        print(String(format: "Ran in %.1f s.", elapsed))
+
+        let report = Report(
+            generatedAt: ISO8601DateFormatter().string(from: Date()),
+            command: CommandLine.arguments.joined(separator: " "),
+            quick: quick,
+            parameters: ["messages": messages, "writes": writes, "batch": batch, "deltas": deltas,
+                         "throttleEvery": throttleEvery, "pageSize": pageSize],
+            machine: machineReport, figures: figures, details: details, notMeasured: notMeasured)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let output = URL(fileURLWithPath: json)
+        try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try encoder.encode(report).write(to: output)
+        print("Wrote \(json)")
+    }
+
+    func runLocal(
+        messages: Int, writes: Int, directory: URL, figures: inout [Figure], details: inout [String: Double], log: (String) -> Void
+    ) async throws {
         log("figure 1: local write (\(writes) appends each side)")
         let write = try LocalWriteBench.run(writes: writes, batchSize: batch, directory: directory, log: log)
         log("figure 6: streaming reply (\(deltas) deltas)")
@@ -61,9 +164,7 @@ struct ChatBench: AsyncParsableCommand {
         log("figure 3: bootstrap apply (\(messages) messages)")
         let boot = try await BootstrapBench.run(
             messages: messages, messagesPerSession: 40, pageSize: pageSize, directory: directory, log: log)
-        let elapsed = Double(nowNanos() - started) / 1e9
 
-        var figures: [Figure] = []
         let p50 = write.ours.percentile(50) * 1e6, rawP50 = write.raw.percentile(50) * 1e6
         let p99 = write.ours.percentile(99) * 1e6, rawP99 = write.raw.percentile(99) * 1e6
         figures.append(.cost(1, "Local write", "append p50", unit: "µs", ours: p50, raw: rawP50,
@@ -101,54 +202,28 @@ struct ChatBench: AsyncParsableCommand {
                              note: peakMB.map { String(format: "process peak %.1f MB, including the generated data set and its encoded pages held by the benchmark", $0) }
                                  .map { $0 + (boot.peakWasReset ? "" : "; VmHWM could not be reset, so the growth is peak minus RSS before") }))
 
-        let table = renderTable(figures)
-        print(table)
-        print("")
-        print("Machine: \(machine.cores) cores\(machine.cpuModel.map { " (\($0))" } ?? ""), "
-              + "\(machine.memoryTotalBytes.map { String(format: "%.1f GB", Double($0) / 1_073_741_824) } ?? "?") RAM, "
-              + "SQLite \(machine.sqliteVersion), \(machine.swiftVersion)")
-        print(String(format: "Bootstrap: %d messages in %d sessions, %d rows, %d pages of %d (%.1f MB of JSON; decoding took %.2f s of %.2f s)",
+        print(String(format: "Bootstrap (local): %d messages in %d sessions, %d rows, %d pages of %d (%.1f MB of JSON; decoding took %.2f s of %.2f s)",
                      boot.messages, boot.sessions, boot.rows, boot.pages, boot.pageSize, Double(boot.encodedBytes) / 1_048_576,
                      boot.decodeSeconds, boot.oursSeconds))
         print(String(format: "Streaming: %d deltas, %d bytes of text; %d rewrites every delta, %d throttled", stream.deltas,
                      stream.finalBytes, stream.everyDelta.rewrites, stream.throttled.rewrites))
-        print(String(format: "Ran in %.1f s.", elapsed))
-
-        let report = Report(
-            generatedAt: ISO8601DateFormatter().string(from: Date()),
-            command: CommandLine.arguments.joined(separator: " "),
-            quick: quick,
-            parameters: ["messages": messages, "writes": writes, "batch": batch, "deltas": deltas,
-                         "throttleEvery": throttleEvery, "pageSize": pageSize],
-            machine: machine, figures: figures,
-            details: [
-                "write.ours.meanMicros": write.ours.mean * 1e6, "write.raw.meanMicros": write.raw.mean * 1e6,
-                "stream.everyDelta.rewrites": Double(stream.everyDelta.rewrites),
-                "stream.throttled.rewrites": Double(stream.throttled.rewrites),
-                "stream.finalTextBytes": Double(stream.finalBytes),
-                "stream.throttled.perDeltaMicros": stream.throttled.seconds / Double(stream.deltas) * 1e6,
-                "bootstrap.sessions": Double(boot.sessions), "bootstrap.rows": Double(boot.rows),
-                "bootstrap.rowsChanged": Double(boot.applied),
-                "bootstrap.jsonBytes": Double(boot.encodedBytes), "bootstrap.decodeSeconds": boot.decodeSeconds,
-                "bootstrap.oursSeconds": boot.oursSeconds, "bootstrap.rawSeconds": boot.rawSeconds,
-                "bootstrap.generateSeconds": boot.generateSeconds,
-                "bootstrap.rssBeforeMB": boot.rssBeforeBytes.map { Double($0) / 1_048_576 } ?? -1,
-                "bootstrap.peakWasReset": boot.peakWasReset ? 1 : 0,
-                "elapsedSeconds": elapsed,
-            ],
-            notMeasured: [
-                "2: push ingest (needs the server and Postgres)",
-                "3: the server-side half of bootstrap (pulling pages over HTTP from Postgres)",
-                "4: incremental pull at 10k and 1M rows of history",
-                "5: live propagation over the WebSocket channel",
-                "7: concurrent pushes from 50 devices",
-                "1: batched writes through ChatStore (no batch API)",
-            ])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let output = URL(fileURLWithPath: json)
-        try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try encoder.encode(report).write(to: output)
-        print("Wrote \(json)")
+        var local: [String: Double] = [:]
+        local["write.ours.meanMicros"] = write.ours.mean * 1e6
+        local["write.raw.meanMicros"] = write.raw.mean * 1e6
+        local["stream.everyDelta.rewrites"] = Double(stream.everyDelta.rewrites)
+        local["stream.throttled.rewrites"] = Double(stream.throttled.rewrites)
+        local["stream.finalTextBytes"] = Double(stream.finalBytes)
+        local["stream.throttled.perDeltaMicros"] = stream.throttled.seconds / Double(stream.deltas) * 1e6
+        local["bootstrap.sessions"] = Double(boot.sessions)
+        local["bootstrap.rows"] = Double(boot.rows)
+        local["bootstrap.rowsChanged"] = Double(boot.applied)
+        local["bootstrap.jsonBytes"] = Double(boot.encodedBytes)
+        local["bootstrap.decodeSeconds"] = boot.decodeSeconds
+        local["bootstrap.oursSeconds"] = boot.oursSeconds
+        local["bootstrap.rawSeconds"] = boot.rawSeconds
+        local["bootstrap.generateSeconds"] = boot.generateSeconds
+        local["bootstrap.rssBeforeMB"] = boot.rssBeforeBytes.map { Double($0) / 1_048_576 } ?? -1
+        local["bootstrap.peakWasReset"] = boot.peakWasReset ? 1 : 0
+        details.merge(local) { $1 }
     }
 }

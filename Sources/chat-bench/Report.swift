@@ -9,7 +9,7 @@ struct Figure: Codable {
     var unit: String
     var ours: Double?
     var baseline: Double?
-    /// Ours relative to raw: > 1 means slower than raw SQLite.
+    /// Ours relative to raw: > 1 means slower than the raw baseline (SQLite or PostgreSQL).
     var slowdown: Double?
     var target: String?
     var targetMet: Bool?
@@ -57,7 +57,7 @@ func format(_ value: Double?, unit: String) -> String {
 }
 
 func renderTable(_ figures: [Figure]) -> String {
-    let header = ["#", "Figure", "Metric", "Ours", "Raw SQLite", "Slowdown", "Target"]
+    let header = ["#", "Figure", "Metric", "Ours", "Raw", "Slowdown", "Target"]
     var rows = [header]
     for f in figures {
         rows.append([

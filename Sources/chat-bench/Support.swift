@@ -173,6 +173,7 @@ struct Machine: Codable {
     var cpuModel: String?
     var memoryTotalBytes: Int64?
     var sqliteVersion: String
+    var postgresVersion: String?
     var swiftVersion: String
     var os: String
 
@@ -185,7 +186,7 @@ struct Machine: Codable {
             .flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) }
         return Machine(
             cores: ProcessInfo.processInfo.activeProcessorCount, cpuModel: cpuModel, memoryTotalBytes: memTotal,
-            sqliteVersion: sqliteVersion, swiftVersion: swiftVersion(), os: ProcessInfo.processInfo.operatingSystemVersionString)
+            sqliteVersion: sqliteVersion, postgresVersion: nil, swiftVersion: swiftVersion(), os: ProcessInfo.processInfo.operatingSystemVersionString)
     }
 
     /// `swift --version`'s first line if `swift` is on PATH, else the compiler this was built with.

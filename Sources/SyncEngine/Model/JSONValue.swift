@@ -32,20 +32,24 @@ public enum JSONValue: Hashable, Sendable {
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
+        // The most frequent kinds first: every failed attempt throws, and building the error
+        // (with its coding path) cost more than the decoding itself. The decoder is strict
+        // (no string reads as a number, no number as a Bool), so the order does not change the
+        // result.
         if container.decodeNil() {
             self = .null
-        } else if let bool = try? container.decode(Bool.self) {
-            self = .bool(bool)
-        } else if let int = try? container.decode(Int64.self) {
-            self = .int(int)
-        } else if let double = try? container.decode(Double.self) {
-            self = .number(double)
         } else if let string = try? container.decode(String.self) {
             self = .string(string)
-        } else if let array = try? container.decode([JSONValue].self) {
-            self = .array(array)
+        } else if let int = try? container.decode(Int64.self) {
+            self = .int(int)
+        } else if let bool = try? container.decode(Bool.self) {
+            self = .bool(bool)
+        } else if let double = try? container.decode(Double.self) {
+            self = .number(double)
+        } else if let object = try? container.decode([String: JSONValue].self) {
+            self = .object(object)
         } else {
-            self = .object(try container.decode([String: JSONValue].self))
+            self = .array(try container.decode([JSONValue].self))
         }
     }
 

@@ -13,28 +13,49 @@ public struct PostgresSyncRepository: SyncRepository {
     let client: PostgresClient
     let logger: Logger
 
+    /// Whether a push is reconciled with `PostgresBatchedReconcileStore` (a few round trips per
+    /// batch) or row by row with `PostgresReconcileStore`; the two leave the same state, and
+    /// tests compare them.
+    let batchedIngest: Bool
+
     public init(client: PostgresClient, logger: Logger) {
+        self.init(client: client, logger: logger, batchedIngest: true)
+    }
+
+    init(client: PostgresClient, logger: Logger, batchedIngest: Bool) {
         self.client = client
         self.logger = logger
+        self.batchedIngest = batchedIngest
     }
 
     public func push(userID: Int64, request: PushRequest) async throws -> PushResponse {
         let logger = logger
+        let batchedIngest = batchedIngest
         let outcome = try await transaction { connection in
             let rows = try await connection.query(
                 "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger)
             var seq: Int64?
             for try await value in rows.decode(Int64.self) { seq = value }
             guard let seq else { throw PushRejection.forbidden("the user no longer exists") }
-            let store = PostgresReconcileStore(connection: connection, logger: logger)
-            let outcome = try await Reconciler.reconcile(
-                request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+            let outcome: Reconciler.Outcome
+            if batchedIngest {
+                let store = PostgresBatchedReconcileStore(connection: connection, logger: logger)
+                try await store.prefetch(request.changes)
+                outcome = try await Reconciler.reconcile(
+                    request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+                try await store.flush()
+            } else {
+                let store = PostgresReconcileStore(connection: connection, logger: logger)
+                outcome = try await Reconciler.reconcile(
+                    request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+            }
             if outcome.lastSeq != seq {
-                try await connection.query(
-                    "UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID)", logger: logger)
-                // Delivered to every listening server instance when (and only if) this commits.
-                try await connection.query(
-                    "SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(outcome.lastSeq)"))", logger: logger)
+                // One round trip: the new sequence, and its announcement, delivered to every
+                // listening server instance when (and only if) this commits.
+                try await connection.query("""
+                    WITH bumped AS (UPDATE users SET sync_seq = \(outcome.lastSeq) WHERE id = \(userID) RETURNING id)
+                    SELECT pg_notify(\(LiveHub.channel), \("\(userID):\(outcome.lastSeq)")) FROM bumped
+                    """, logger: logger)
             }
             return outcome
         }
@@ -43,9 +64,8 @@ public struct PostgresSyncRepository: SyncRepository {
 
     public func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
         let logger = logger
-        return try await transaction { connection in
-            // One snapshot for the whole page.
-            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+        // One snapshot for the whole page.
+        return try await readOnlySnapshot { connection in
             if cursor > 0 {
                 let pruned = try await connection.query("SELECT pruned_seq FROM users WHERE id = \(userID)", logger: logger)
                 for try await prunedSeq in pruned.decode(Int64.self) where cursor < prunedSeq {
@@ -53,19 +73,21 @@ public struct PostgresSyncRepository: SyncRepository {
                 }
             }
             var branches = ChatSchema.tables.map { schema in
-                "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
+                "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq, false AS deleted FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
             }
-            branches.append("(SELECT table_name, row_id, sync_seq FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)")
-            let sql = "SELECT table_name, row_id, sync_seq FROM (\(branches.joined(separator: " UNION ALL "))) page ORDER BY sync_seq LIMIT $3"
+            branches.append("(SELECT table_name, row_id, sync_seq, true AS deleted FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)")
+            let sql = "SELECT table_name, row_id, sync_seq, deleted FROM (\(branches.joined(separator: " UNION ALL "))) page ORDER BY sync_seq LIMIT $3"
             var binds = PostgresBindings()
             binds.append(userID)
             binds.append(cursor)
             binds.append(Int64(limit + 1))
             var page: [(table: String, id: String, seq: Int64)] = []
-            for try await (table, id, seq) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-                .decode((String, String, Int64).self)
+            var hasTombstones = false
+            for try await (table, id, seq, deleted) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                .decode((String, String, Int64, Bool).self)
             {
                 page.append((table, id, seq))
+                hasTombstones = hasTombstones || deleted
             }
             let hasMore = page.count > limit
             if hasMore { page.removeLast() }
@@ -76,13 +98,15 @@ public struct PostgresSyncRepository: SyncRepository {
                 live[schema.name] = try await PostgresRowIO.loadLive(connection, schema, ids: ids, ownerID: userID, logger: logger)
             }
             var tombstones: [RowKey: RowChange] = [:]
-            let tombstoneRows = try await connection.query("""
-                SELECT table_name, row_id, sync_meta::text FROM sync_tombstones
-                WHERE owner_id = \(userID) AND sync_seq > \(cursor) AND sync_seq <= \(page.last?.seq ?? cursor)
-                """, logger: logger)
-            for try await (table, id, metaText) in tombstoneRows.decode((String, String, String).self) {
-                let meta = try WireJSON.decode(RowMeta.self, from: metaText)
-                tombstones[RowKey(table: table, id: id)] = meta.state(table: table, id: id, values: [:])
+            if hasTombstones {
+                let tombstoneRows = try await connection.query("""
+                    SELECT table_name, row_id, sync_meta::text FROM sync_tombstones
+                    WHERE owner_id = \(userID) AND sync_seq > \(cursor) AND sync_seq <= \(page.last?.seq ?? cursor)
+                    """, logger: logger)
+                for try await (table, id, metaText) in tombstoneRows.decode((String, String, String).self) {
+                    let meta = try WireJSON.decode(RowMeta.self, from: metaText)
+                    tombstones[RowKey(table: table, id: id)] = meta.state(table: table, id: id, values: [:])
+                }
             }
             let changes = page.compactMap { entry in
                 live[entry.table]?[entry.id] ?? tombstones[RowKey(table: entry.table, id: entry.id)]
@@ -129,6 +153,24 @@ extension PostgresSyncRepository {
             var removed: Int64 = 0
             for try await count in rows.decode(Int64.self) { removed = count }
             return Int(removed)
+        }
+    }
+
+    /// A read-only repeatable-read transaction opened with one statement (`withTransaction`
+    /// takes a `BEGIN` and a `SET TRANSACTION`: a round trip more on every pull).
+    func readOnlySnapshot<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {
+        let logger = logger
+        return try await client.withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            let result: Result
+            do {
+                result = try await body(connection)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            try await connection.query("COMMIT", logger: logger)
+            return result
         }
     }
 

@@ -1,0 +1,539 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTransport
+import LocalStore
+import Logging
+import PostgresNIO
+import SyncEngine
+import SyncServer
+
+/// Sizes of the server figures.
+struct ServerBenchOptions: Sendable {
+    var pushMessages: Int
+    var pushBatch: Int
+    var pageSize: Int
+    var historySmall: Int
+    var historyLarge: Int
+    var pulls: Int
+    var liveWrites: Int
+    var devices: Int
+    var concurrentDevices: Int
+    var concurrentMessages: Int
+    var concurrentBatch: Int
+    /// The server figures to run (2, 3, 4, 5, 7).
+    var figures: Set<Int>
+}
+
+struct ServerBenchResult: Sendable {
+    var figures: [Figure]
+    var details: [String: Double]
+    var postgresVersion: String
+}
+
+/// The server figures (2, 3 end to end, 4, 5, 7): a release `chat-server` process on
+/// 127.0.0.1 against the PostgreSQL at `databaseURL`, and raw PostgreSQL / SQLite baselines
+/// measured in the same run.
+enum ServerBench {
+    static func run(
+        options: ServerBenchOptions, databaseURL: String, serverBinary: URL, directory: URL, log: @escaping @Sendable (String) -> Void
+    ) async throws -> ServerBenchResult {
+        guard let url = DatabaseURL(databaseURL) else { throw BenchFailure("not a PostgreSQL URL: \(databaseURL)") }
+        var logger = Logger(label: "chat-bench")
+        logger.logLevel = .warning
+        let pgLogger = logger
+        do {
+            return try await measure(options: options, url: url, databaseURL: databaseURL, serverBinary: serverBinary,
+                                     directory: directory, logger: pgLogger, log: log)
+        } catch let error as PSQLError {
+            // PostgresNIO keeps the server's message out of `description`; a benchmark run needs it.
+            throw BenchFailure(String(reflecting: error))
+        }
+    }
+
+    static func measure(
+        options: ServerBenchOptions, url: DatabaseURL, databaseURL: String, serverBinary: URL, directory: URL, logger: Logger,
+        log: @escaping @Sendable (String) -> Void
+    ) async throws -> ServerBenchResult {
+        let pgLogger = logger
+        return try await ChatServer.withDatabase(url, logger: logger, maxConnections: options.concurrentDevices + 4) { client in
+            try await PostgresMigrations.migrate(client, logger: pgLogger)
+            var version = "?"
+            for try await text in try await client.query("SHOW server_version", logger: pgLogger).decode(String.self) { version = text }
+            try await RawPostgres.create(client, logger: pgLogger)
+            log("  server: PostgreSQL \(version); starting \(serverBinary.path)")
+            let server = try await BenchServer.start(binary: serverBinary, databaseURL: databaseURL, directory: directory)
+            var configuration = HTTPClient.Configuration()
+            configuration.timeout.connect = .seconds(5)
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(16, options.concurrentDevices + 8)
+            let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            do {
+                let context = Context(client: client, logger: pgLogger, server: server, http: http, directory: directory, log: log)
+                var figures: [Figure] = []
+                var details: [String: Double] = [:]
+                if !options.figures.isDisjoint(with: [2, 3]) { try await pushAndBootstrap(options, context, &figures, &details) }
+                if options.figures.contains(4) { try await incrementalPull(options, context, &figures, &details) }
+                if options.figures.contains(5) { try await liveFigure(options, context, &figures, &details) }
+                if options.figures.contains(7) { try await concurrentPushes(options, context, &figures, &details) }
+                let memory = server.memory
+                details["server.peakRSSMB"] = memory.peak.map { Double($0) / 1_048_576 } ?? -1
+                try await http.shutdown()
+                await server.stop()
+                return ServerBenchResult(figures: figures, details: details, postgresVersion: version)
+            } catch {
+                try? await http.shutdown()
+                await server.stop()
+                throw error
+            }
+        }
+    }
+
+    struct Context: Sendable {
+        let client: PostgresClient
+        let logger: Logger
+        let server: BenchServer
+        let http: HTTPClient
+        let directory: URL
+        let log: @Sendable (String) -> Void
+
+        func user(_ name: String) async throws -> (User, String) {
+            try await UserRepository(client: client, logger: logger).createUser(name: "\(name)-\(UUID().uuidString.prefix(8).lowercased())")
+        }
+
+        func transport(_ token: String) -> HTTPSyncTransport {
+            HTTPSyncTransport(baseURL: server.baseURL, token: token, client: http, timeout: .seconds(120))
+        }
+
+        func count(_ sql: String) async throws -> Int64 {
+            var result: Int64 = 0
+            for try await value in try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int64.self) { result = value }
+            return result
+        }
+    }
+
+    static func batches(_ rows: [RowChange], size: Int) -> [[RowChange]] {
+        stride(from: 0, to: rows.count, by: size).map { Array(rows[$0..<min($0 + size, rows.count)]) }
+    }
+
+    // MARK: Figures 2 and 3
+
+    /// Figure 2: one replica pushes the whole history through the server (batches as the
+    /// `Synchronizer` sends them); the raw side COPYs the same rows into plain tables.
+    /// Figure 3 (end to end): a fresh file replica pulls it all back through the server; the raw
+    /// side bulk-inserts the same rows into plain SQLite.
+    static func pushAndBootstrap(
+        _ options: ServerBenchOptions, _ context: Context, _ figures: inout [Figure], _ details: inout [String: Double]
+    ) async throws {
+        let log = context.log
+        let (user, token) = try await context.user("bench-push")
+        var generator = SyntheticHistory(device: "push\(user.id)", seed: 2)
+        let (rows, generateSeconds) = timed { generator.generate(messages: options.pushMessages) }
+        let replicaID = generator.replica
+        let requests = batches(rows, size: options.pushBatch).map { PushRequest(replicaID: replicaID, changes: $0) }
+        log(String(format: "figure 2: push ingest, %d messages = %d rows in %d pushes (generated in %.1f s)",
+                   options.pushMessages, rows.count, requests.count, generateSeconds))
+
+        // Raw: COPY of the same rows, prepared before timing.
+        let buffers = try CopyText.encode(rows, ownerID: user.id)
+        try await RawPostgres.truncate(context.client, logger: context.logger)
+        let copySeconds = try await RawPostgres.copy(buffers, client: context.client, logger: context.logger)
+        let rawRate = Double(rows.count) / copySeconds
+        log(String(format: "  raw COPY: %.2f s (%.0f rows/s)", copySeconds, rawRate))
+
+        // Ours: push every batch through the server, one after the other, as a replica does.
+        let transport = context.transport(token)
+        var latencies = Samples()
+        let start = nowNanos()
+        for request in requests {
+            let t0 = nowNanos()
+            let response = try await transport.push(request)
+            latencies.add(Double(nowNanos() - t0) / 1e9)
+            guard response.results.count == request.changes.count else { throw BenchFailure("a push lost results") }
+        }
+        let pushSeconds = Double(nowNanos() - start) / 1e9
+        let oursRate = Double(rows.count) / pushSeconds
+        let stored = try await context.count("""
+            SELECT (SELECT count(*) FROM sessions WHERE owner_id = \(user.id)) + (SELECT count(*) FROM messages WHERE owner_id = \(user.id))
+                 + (SELECT count(*) FROM message_parts WHERE owner_id = \(user.id))
+            """)
+        log(String(format: "  ours: %.2f s (%.0f changes/s), %d rows stored", pushSeconds, oursRate, stored))
+        guard stored == Int64(rows.count) else { throw BenchFailure("push ingest stored \(stored) of \(rows.count) rows") }
+        figures.append(.rate(2, "Push ingest", "\(rows.count) changes, \(options.pushBatch)/push", unit: "changes/s",
+                             ours: oursRate, raw: rawRate, target: "≥ 50 % of COPY (≤ 2×)", met: oursRate >= rawRate / 2,
+                             note: "raw: COPY into plain tables; ours: HTTP + JSON + merge + Postgres, one replica"))
+        figures.append(.cost(2, "Push ingest", "push latency p50 (\(options.pushBatch) changes)", unit: "ms",
+                             ours: latencies.percentile(50) * 1e3, raw: nil))
+        details["push.rows"] = Double(rows.count)
+        details["push.seconds"] = pushSeconds
+        details["push.copySeconds"] = copySeconds
+        details["push.p99Millis"] = latencies.percentile(99) * 1e3
+
+        let rowCount = rows.count
+        guard options.figures.contains(3) else { return }
+        // Figure 3, raw: plain SQLite bulk insert of the same rows (prepared statements, one
+        // transaction per page), the conversion done before timing.
+        let rawPages = try RawSQLitePages(rows, pageSize: options.pageSize)
+        let rawSeconds = try rawPages.insertAll(path: context.directory.appendingPathComponent("bootstrap-server-raw.sqlite").path)
+
+        // Figure 3, ours: a fresh file replica pulls everything through the server.
+        log("figure 3: bootstrap through the server, \(rowCount) rows")
+        let replica = try ChatStore.open(path: context.directory.appendingPathComponent("bootstrap-server.sqlite").path)
+        let synchronizer = Synchronizer(storage: replica, transport: transport, pullPageSize: options.pageSize)
+        let wasReset = resetPeakRSS()
+        let rssBefore = procStatusBytes("VmRSS")
+        let bootStart = nowNanos()
+        let report = try await synchronizer.pullAll()
+        let bootSeconds = Double(nowNanos() - bootStart) / 1e9
+        let peak = procStatusBytes("VmHWM")
+        guard report.pulled == rowCount else { throw BenchFailure("bootstrap pulled \(report.pulled) of \(rowCount) rows") }
+        let oursBoot = Double(rowCount) / bootSeconds, rawBoot = Double(rowCount) / rawSeconds
+        log(String(format: "  ours %.2f s (%.0f rows/s), raw SQLite %.2f s (%.0f rows/s)", bootSeconds, oursBoot, rawSeconds, rawBoot))
+        figures.append(.rate(3, "Bootstrap (server)", "pull + apply \(rowCount) rows over HTTP", unit: "rows/s", ours: oursBoot, raw: rawBoot,
+                             target: "≥ 50 % of raw (≤ 2×)", met: oursBoot >= rawBoot / 2,
+                             note: "raw: SQLite bulk insert of the same rows"))
+        let growth: Double? = if let peak, let rssBefore { Double(peak - rssBefore) / 1_048_576 } else { nil }
+        figures.append(.cost(3, "Bootstrap (server)", "peak RSS growth while pulling", unit: "MB", ours: growth, raw: nil,
+                             target: "< 200 MB at 1M rows", met: growth.map { $0 < 200 },
+                             note: "\(rowCount) rows; process peak \(peak.map { String(format: "%.0f MB", Double($0) / 1_048_576) } ?? "?")"
+                                 + (wasReset ? "" : "; VmHWM not reset")))
+        details["bootstrap.server.seconds"] = bootSeconds
+        details["bootstrap.server.rawSeconds"] = rawSeconds
+        details["bootstrap.server.rows"] = Double(rowCount)
+    }
+
+    // MARK: Figure 4
+
+    /// Figure 4: the cost of pulling one new change after 10k and after 1M rows of history.
+    /// The history is generated inside PostgreSQL (`generate_series`) straight into the
+    /// canonical tables with valid `sync_meta`, not pushed; then one real change is pushed and
+    /// pulled again and again from the cursor just before it.
+    static func incrementalPull(
+        _ options: ServerBenchOptions, _ context: Context, _ figures: inout [Figure], _ details: inout [String: Double]
+    ) async throws {
+        var results: [(history: Int, ours: Double, raw: Double)] = []
+        for history in [options.historySmall, options.historyLarge] {
+            let (user, token) = try await context.user("bench-history")
+            let (_, seconds) = try await timedAsync { try await generateHistory(rows: history, userID: user.id, context: context) }
+            context.log(String(format: "figure 4: %d rows of history generated in %.1f s", history, seconds))
+            // One new change, pushed for real.
+            var generator = SyntheticHistory(device: "inc\(user.id)", seed: 4)
+            let change = generator.generate(messages: 1).filter { $0.table == "sessions" }
+            let transport = context.transport(token)
+            _ = try await transport.push(PushRequest(replicaID: generator.replica, changes: change))
+            let cursor = Int64(history)
+            for _ in 0..<20 { _ = try await transport.pull(cursor: cursor, limit: options.pageSize) }
+            var ours = Samples(), raw = Samples()
+            for _ in 0..<options.pulls {
+                let t0 = nowNanos()
+                let page = try await transport.pull(cursor: cursor, limit: options.pageSize)
+                ours.add(Double(nowNanos() - t0) / 1e9)
+                guard page.changes.count == 1 else { throw BenchFailure("incremental pull returned \(page.changes.count) changes") }
+                let t1 = nowNanos()
+                var found = 0
+                let rows = try await context.client.query("""
+                    SELECT id, title, sync_seq FROM sessions WHERE owner_id = \(user.id) AND sync_seq > \(cursor) ORDER BY sync_seq LIMIT \(options.pageSize)
+                    """, logger: context.logger)
+                for try await _ in rows.decode((String, String?, Int64).self) { found += 1 }
+                raw.add(Double(nowNanos() - t1) / 1e9)
+                guard found == 1 else { throw BenchFailure("raw incremental select returned \(found) rows") }
+            }
+            results.append((history, ours.percentile(50) * 1e6, raw.percentile(50) * 1e6))
+            details["incremental.\(history).oursP99Micros"] = ours.percentile(99) * 1e6
+            context.log(String(format: "  ours p50 %.0f µs, raw p50 %.0f µs", ours.percentile(50) * 1e6, raw.percentile(50) * 1e6))
+        }
+        let flat = results[1].ours / results[0].ours
+        for (offset, result) in results.enumerated() {
+            figures.append(.cost(4, "Incremental pull", "1 new change, \(result.history) rows of history, p50", unit: "µs",
+                                 ours: result.ours, raw: result.raw,
+                                 target: offset == 1 ? "flat (large ÷ small ≤ 1.3)" : nil, met: offset == 1 ? flat <= 1.3 : nil,
+                                 note: offset == 1 ? String(format: "large ÷ small = %.2f; raw: indexed SELECT … WHERE sync_seq > $1 LIMIT, no HTTP", flat) : nil))
+        }
+        details["incremental.flatRatio"] = flat
+    }
+
+    /// `rows` rows of history for one user: sessions of 40 messages (one session row, then
+    /// its messages), sequence numbers 1…rows, every row with the same valid `sync_meta`.
+    static func generateHistory(rows: Int, userID: Int64, context: Context) async throws {
+        let replica = ReplicaID("bench-history")
+        let stamp = Stamp(hlc: HLC(millis: Int64(Date().timeIntervalSince1970 * 1000) - 86_400_000), replica: replica)
+        let vv = VersionVector([replica: stamp.hlc])
+        func meta(_ schema: TableSchema, _ columns: [String]) throws -> String {
+            try WireJSON.encodeString(RowMeta(vv: vv, stamps: Dictionary(uniqueKeysWithValues: columns.map { ($0, stamp) })))
+        }
+        let sessionMeta = try meta(ChatSchema.sessions, ["title", "agent", "provider", "model", "project_path", "created_at", "last_active_at"])
+        let messageMeta = try meta(ChatSchema.messages, ["session_id", "role", "status", "agent", "provider", "model", "created_at"])
+        let base = stamp.hlc.millis
+        // Row n (1-based): a session when (n - 1) % 41 == 0, else a message of session (n - 1) / 41.
+        // Only integers are spliced into the SQL; the metadata is bound.
+        let time = "timestamptz 'epoch' + (\(base) + n) * interval '1 millisecond'"
+        var sessionBinds = PostgresBindings()
+        sessionBinds.append(sessionMeta)
+        try await context.client.query(PostgresQuery(unsafeSQL: """
+            INSERT INTO sessions (id, title, agent, provider, model, project_path, created_at, last_active_at, owner_id, sync_seq, sync_meta)
+            SELECT 'h\(userID)-s' || ((n - 1) / 41), 'history ' || n, 'bench', 'openai', 'gpt-bench', '/home/dev/project',
+                   \(time), \(time), \(userID), n, $1::jsonb
+            FROM generate_series(1, \(rows)) AS n WHERE (n - 1) % 41 = 0
+            """, binds: sessionBinds), logger: context.logger)
+        var messageBinds = PostgresBindings()
+        messageBinds.append(messageMeta)
+        try await context.client.query(PostgresQuery(unsafeSQL: """
+            INSERT INTO messages (id, session_id, role, status, agent, provider, model, created_at, owner_id, sync_seq, sync_meta)
+            SELECT 'h\(userID)-m' || n, 'h\(userID)-s' || ((n - 1) / 41), CASE WHEN n % 2 = 0 THEN 'user' ELSE 'assistant' END,
+                   'complete', 'bench', 'openai', 'gpt-bench', \(time), \(userID), n, $1::jsonb
+            FROM generate_series(1, \(rows)) AS n WHERE (n - 1) % 41 <> 0
+            """, binds: messageBinds), logger: context.logger)
+        try await context.client.query("UPDATE users SET sync_seq = \(Int64(rows)) WHERE id = \(userID)", logger: context.logger)
+        try await context.client.query("ANALYZE sessions", logger: context.logger)
+        try await context.client.query("ANALYZE messages", logger: context.logger)
+    }
+
+    // MARK: Figure 5
+
+    /// Figure 5: a write on replica A until it is readable on replica B, which learns of it over
+    /// the live channel (poke → pull → apply). A writes, pushes, and waits for B before the next
+    /// write. With 100 devices, 98 more live connections of the same user receive every poke
+    /// (they do not pull). The raw baseline: INSERT + NOTIFY in PostgreSQL, LISTEN, then SELECT
+    /// the row on another connection.
+    static func liveFigure(
+        _ options: ServerBenchOptions, _ context: Context, _ figures: inout [Figure], _ details: inout [String: Double]
+    ) async throws {
+        let raw = try await rawNotify(writes: options.liveWrites, context: context)
+        context.log(String(format: "figure 5: raw INSERT+NOTIFY → LISTEN → SELECT p50 %.0f µs, p99 %.0f µs",
+                           raw.percentile(50) * 1e6, raw.percentile(99) * 1e6))
+        for devices in [1, options.devices] {
+            let (ours, lost, pokes) = try await livePropagation(writes: options.liveWrites, others: devices - 1, context: context)
+            context.log(String(format: "  %d device(s): p50 %.2f ms, p99 %.2f ms, %d lost, %d pokes to the other devices",
+                               devices, ours.percentile(50) * 1e3, ours.percentile(99) * 1e3, lost, pokes))
+            figures.append(.cost(5, "Live propagation", "\(devices) device\(devices == 1 ? "" : "s") online, p50", unit: "ms",
+                                 ours: ours.percentile(50) * 1e3, raw: raw.percentile(50) * 1e3))
+            figures.append(.cost(5, "Live propagation", "\(devices) device\(devices == 1 ? "" : "s") online, p99", unit: "ms",
+                                 ours: ours.percentile(99) * 1e3, raw: raw.percentile(99) * 1e3, target: "≤ 10 ms",
+                                 met: ours.percentile(99) * 1e3 <= 10,
+                                 note: "\(ours.count) writes; raw: INSERT + NOTIFY → LISTEN → SELECT in PostgreSQL"
+                                     + (lost > 0 ? "; \(lost) not seen within 5 s" : "")
+                                     + (devices > 1 ? "; \(pokes) pokes reached the \(devices - 1) other connections" : "")))
+            details["live.\(devices).meanMillis"] = ours.mean * 1e3
+            details["live.\(devices).lost"] = Double(lost)
+        }
+    }
+
+    static func rawNotify(writes: Int, context: Context) async throws -> Samples {
+        let arrivals = Arrivals()
+        let client = context.client, logger = context.logger
+        let channel = "bench_raw_live"
+        let ready = Tally()
+        // Unstructured on purpose: it ends on the "stop" payload, and nothing waits for it.
+        let listener = Task {
+            try await client.withConnection { connection in
+                try await connection.listen(on: channel) { notifications in
+                    ready.add()
+                    for try await notification in notifications {
+                        let id = notification.payload
+                        if id == "stop" { return }
+                        var found = false
+                        for try await _ in try await client.query("SELECT body FROM raw_live WHERE id = \(id)", logger: logger)
+                            .decode(String.self) { found = true }
+                        if found { await arrivals.mark(id, at: nowNanos()) }
+                    }
+                }
+            }
+        }
+        defer { listener.cancel() }
+        let deadline = nowNanos() + 10_000_000_000
+        while ready.value == 0 {
+            guard nowNanos() < deadline else { throw BenchFailure("LISTEN did not start") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        var samples = Samples()
+        let warmup = min(50, writes / 10)
+        for index in 0..<(writes + warmup) {
+            let id = "raw-\(index)-\(UUID().uuidString.prefix(8))"
+            let t0 = nowNanos()
+            try await client.query("""
+                WITH row AS (INSERT INTO raw_live (id, owner_id, body) VALUES (\(id), 1, \("a user message of a few words")) RETURNING id)
+                SELECT pg_notify(\(channel), id) FROM row
+                """, logger: logger)
+            guard let arrived = await arrivals.wait(id, timeout: .seconds(5)), arrived > 0 else { continue }
+            if index >= warmup { samples.add(Double(arrived - t0) / 1e9) }
+        }
+        try await client.query("SELECT pg_notify(\(channel), 'stop')", logger: logger)
+        return samples
+    }
+
+    static func livePropagation(writes: Int, others: Int, context: Context) async throws -> (Samples, Int, Int) {
+        let (_, token) = try await context.user("bench-live")
+        let a = try ChatStore.open(path: context.directory.appendingPathComponent("live-a-\(others).sqlite").path)
+        let b = try ChatStore.open(path: context.directory.appendingPathComponent("live-b-\(others).sqlite").path)
+        let transport = context.transport(token)
+        let syncA = Synchronizer(storage: a, transport: transport)
+        let syncB = Synchronizer(storage: b, transport: transport)
+        let session = try a.createSession(title: "live", agent: "bench", provider: "openai", model: "gpt-bench", projectPath: "/p")
+        _ = try await syncA.pushAll()
+        _ = try await syncB.pullAll()
+        let arrivals = Arrivals()
+        let pullTimes = SampleBox()
+        let connected = Tally(), pokes = Tally()
+        let baseURL = context.server.baseURL
+        var liveLogger = Logger(label: "live")
+        liveLogger.logLevel = .critical
+        let quietLogger = liveLogger
+        // Unstructured on purpose: a WebSocket ends when the server closes it, and nothing
+        // waits for that; they are cancelled at the end.
+        var tasks: [Task<Void, Never>] = []
+        defer { for task in tasks { task.cancel() } }
+        // The other devices: connected, poked, idle.
+        for _ in 0..<others {
+            tasks.append(Task {
+                let channel = LiveChannel(baseURL: baseURL, token: token, logger: quietLogger)
+                try? await channel.run(onConnected: { connected.add() }, onPoke: { _ in pokes.add() })
+            })
+        }
+        // Replica B: pulls on every poke, then checks whether the awaited row is readable.
+        let (events, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        defer { continuation.finish() }
+        tasks.append(Task {
+            let channel = LiveChannel(baseURL: baseURL, token: token, logger: quietLogger)
+            try? await channel.run(onConnected: { connected.add() }, onPoke: { _ in continuation.yield() })
+        })
+        tasks.append(Task {
+            for await _ in events {
+                do {
+                    let t0 = nowNanos()
+                    _ = try await syncB.pullAll()
+                    await pullTimes.add(Double(nowNanos() - t0) / 1e9)
+                    if let id = await arrivals.expected, try b.message(id: id) != nil {
+                        await arrivals.mark(id, at: nowNanos())
+                    }
+                } catch {
+                    context.log("  replica B failed to pull: \(error)")
+                }
+            }
+        })
+        let deadline = nowNanos() + 30_000_000_000
+        while connected.value < others + 1 {
+            guard nowNanos() < deadline else { throw BenchFailure("only \(connected.value) of \(others + 1) live connections opened") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let pokesBefore = pokes.value
+        var samples = Samples(), writeTimes = Samples(), pushTimes = Samples()
+        var lost = 0
+        let warmup = min(50, writes / 10)
+        for index in 0..<(writes + warmup) {
+            let id = "live-\(others)-\(index)-\(UUID().uuidString.prefix(8).lowercased())"
+            await arrivals.expect(id)
+            let t0 = nowNanos()
+            try a.appendUserMessage(sessionID: session.id, text: "live message \(index): a user message of a few words", id: id)
+            let written = nowNanos()
+            _ = try await syncA.pushAll()
+            let pushed = nowNanos()
+            if index >= warmup {
+                writeTimes.add(Double(written - t0) / 1e9)
+                pushTimes.add(Double(pushed - written) / 1e9)
+            }
+            guard let arrived = await arrivals.wait(id, timeout: .seconds(5)), arrived > 0 else {
+                lost += 1
+                continuation.yield()
+                continue
+            }
+            if index >= warmup { samples.add(Double(arrived - t0) / 1e9) }
+        }
+        context.log(String(format: "    of which: local write p50 %.2f ms, push (A's pushAll) p50 %.2f ms; B's pull + apply p50 %.2f ms",
+                           writeTimes.percentile(50) * 1e3, pushTimes.percentile(50) * 1e3, await pullTimes.p50 * 1e3))
+        return (samples, lost, pokes.value - pokesBefore)
+    }
+
+    // MARK: Figure 7
+
+    /// Figure 7: 50 devices (each its own user, so that no user lock serializes them) push
+    /// their histories at once, in batches; then the rows in PostgreSQL are counted per user.
+    /// The raw side: 50 concurrent COPYs of the same rows into the plain tables.
+    static func concurrentPushes(
+        _ options: ServerBenchOptions, _ context: Context, _ figures: inout [Figure], _ details: inout [String: Double]
+    ) async throws {
+        let devices = options.concurrentDevices
+        var work: [(userID: Int64, token: String, requests: [PushRequest], rows: [RowChange])] = []
+        for device in 0..<devices {
+            let (user, token) = try await context.user("bench-device\(device)")
+            var generator = SyntheticHistory(device: "d\(device)-\(user.id)", seed: UInt64(100 + device))
+            let rows = generator.generate(messages: options.concurrentMessages)
+            let replicaID = generator.replica
+            work.append((user.id, token, batches(rows, size: options.concurrentBatch).map { PushRequest(replicaID: replicaID, changes: $0) }, rows))
+        }
+        let total = work.reduce(0) { $0 + $1.rows.count }
+        context.log("figure 7: \(devices) devices push \(options.concurrentMessages) messages each (\(total) rows, batches of \(options.concurrentBatch))")
+
+        // Raw: 50 concurrent COPYs.
+        try await RawPostgres.truncate(context.client, logger: context.logger)
+        let buffers = try work.map { try CopyText.encode($0.rows, ownerID: $0.userID) }
+        let client = context.client, logger = context.logger
+        let rawStart = nowNanos()
+        try await withThrowingTaskGroup(of: Double.self) { group in
+            for buffer in buffers { group.addTask { try await RawPostgres.copy(buffer, client: client, logger: logger) } }
+            for try await _ in group {}
+        }
+        let rawSeconds = Double(nowNanos() - rawStart) / 1e9
+        let rawRate = Double(total) / rawSeconds
+
+        // Ours: every device pushes its batches one after the other, all devices at once.
+        let transports = work.map { context.transport($0.token) }
+        let start = nowNanos()
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for (index, device) in work.enumerated() {
+                let transport = transports[index], requests = device.requests
+                group.addTask {
+                    var times: [Double] = []
+                    for request in requests {
+                        let t0 = nowNanos()
+                        let response = try await transport.push(request)
+                        times.append(Double(nowNanos() - t0) / 1e9)
+                        guard response.results.count == request.changes.count else { throw BenchFailure("a push lost results") }
+                    }
+                    return times
+                }
+            }
+            var all = Samples()
+            for try await times in group { for time in times { all.add(time) } }
+            return all
+        }
+        let seconds = Double(nowNanos() - start) / 1e9
+        let rate = Double(total) / seconds
+
+        // Nothing lost: every device's rows are in PostgreSQL.
+        var missing = 0
+        for device in work {
+            let stored = try await context.count("""
+                SELECT (SELECT count(*) FROM sessions WHERE owner_id = \(device.userID)) + (SELECT count(*) FROM messages WHERE owner_id = \(device.userID))
+                     + (SELECT count(*) FROM message_parts WHERE owner_id = \(device.userID))
+                """)
+            let seq = try await context.count("SELECT sync_seq FROM users WHERE id = \(device.userID)")
+            missing += device.rows.count - Int(stored)
+            if seq != Int64(device.rows.count) { missing += 1 }
+        }
+        context.log(String(format: "  ours %.2f s (%.0f changes/s, p99 push %.0f ms), raw COPY %.2f s (%.0f rows/s); %d rows missing",
+                           seconds, rate, latencies.percentile(99) * 1e3, rawSeconds, rawRate, missing))
+        figures.append(.rate(7, "Concurrent pushes", "\(devices) devices, \(total) changes", unit: "changes/s", ours: rate, raw: rawRate,
+                             note: "raw: \(devices) concurrent COPYs into plain tables"))
+        figures.append(.cost(7, "Concurrent pushes", "push latency p99 (\(options.concurrentBatch) changes)", unit: "ms",
+                             ours: latencies.percentile(99) * 1e3, raw: nil,
+                             note: String(format: "p50 %.0f ms over %d pushes", latencies.percentile(50) * 1e3, latencies.count)))
+        figures.append(.cost(7, "Concurrent pushes", "rows lost (counted in PostgreSQL)", unit: "changes", ours: Double(missing), raw: nil,
+                             target: "0", met: missing == 0))
+        details["concurrent.seconds"] = seconds
+        details["concurrent.rawSeconds"] = rawSeconds
+        details["concurrent.rows"] = Double(total)
+    }
+}
+
+func timedAsync<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
+    let start = nowNanos()
+    let result = try await body()
+    return (result, Double(nowNanos() - start) / 1e9)
+}
+
+/// Samples shared between tasks.
+actor SampleBox {
+    private var samples = Samples()
+    func add(_ seconds: Double) { samples.add(seconds) }
+    var p50: Double { samples.percentile(50) }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import LocalStore
+import PostgresNIO
+import SyncEngine
+@testable import SyncServer
+import Testing
+import TestSupport
+
+/// The batched ingest path (`PostgresBatchedReconcileStore`) must leave exactly the state the
+/// row-by-row path (`PostgresReconcileStore`) leaves. Each path runs in a transaction that is
+/// rolled back after a snapshot of the user's rows, so both start from the same committed state.
+@Suite("Batched push ingest", .timeLimit(.minutes(3)))
+struct BatchedIngestTests {
+    @Test("parents and children in one push, duplicates in one batch, a delete with descendants: same state as row by row")
+    func sameStateAsRowByRow() async throws {
+        try await TestDatabase.withClient { client in
+            let (user, _) = try await TestDatabase.makeUser(client, prefix: "batched")
+            let a = try ChatStore.inMemory()
+            let oldSession = try Replicas.chatHistory(a)
+            // The starting state, committed row by row.
+            let (initial, initialBatch) = try await Replicas.pushRequest(a)
+            let response = try await PostgresSyncRepository(client: client, logger: TestDatabase.logger, batchedIngest: false)
+                .push(userID: user.id, request: initial)
+            try await a.acknowledge(initialBatch, response: response)
+
+            // A second replica that knows the old session and writes under it, unaware of the delete.
+            let b = try ChatStore.inMemory()
+            _ = try await b.applyPull(PullResponse(changes: try a.allRowStates(), cursor: 1, hasMore: false))
+            try b.appendUserMessage(sessionID: oldSession, text: "written offline under a session deleted elsewhere")
+            let late = try #require(try await b.nextOutboxBatch(limit: 1_000)).changes
+
+            // A new session with messages and parts (parents and children in one push)...
+            let session = try a.createSession(title: "Batch", agent: "build", provider: "ollama", model: "llama3.2", projectPath: "/p")
+            try a.appendUserMessage(sessionID: session.id, text: "hello")
+            let reply = try a.startAssistantMessage(sessionID: session.id)
+            let part = try a.addPart(messageID: reply.id, type: .text, content: ["text": "Hi"], stepIndex: 0)
+            let first = try #require(try await a.nextOutboxBatch(limit: 1_000)).changes
+            // ...then the same rows again, newer (duplicates within one batch)...
+            try a.updatePart(id: part.id, content: ["text": "Hi there"], completedAt: 1_800_000_000_000)
+            try a.completeMessage(id: reply.id, usage: Usage(promptTokens: 10, completionTokens: 5), latencyMs: 100)
+            try a.appendUserMessage(sessionID: oldSession, text: "one more under the old session")
+            let second = try #require(try await a.nextOutboxBatch(limit: 1_000)).changes
+            // ...then the old session deleted, with everything below it (in the database and in this batch).
+            try a.deleteSession(id: oldSession)
+            let third = try #require(try await a.nextOutboxBatch(limit: 1_000)).changes
+
+            let changes = first + second + third + late
+            #expect(Set(changes.map(\.key)).count < changes.count, "the batch repeats rows")
+            let request = PushRequest(replicaID: a.replicaID, changes: changes)
+
+            let rowByRow = try await Self.reconcile(request, userID: user.id, batched: false, client: client)
+            let batched = try await Self.reconcile(request, userID: user.id, batched: true, client: client)
+            #expect(batched.outcome == rowByRow.outcome)
+            #expect(batched.snapshot == rowByRow.snapshot)
+            #expect(batched.snapshot.contains { $0.hasPrefix("tombstone sessions/\(oldSession) ") })
+            #expect(batched.snapshot.contains { $0.hasPrefix("messages ") })
+            #expect(rowByRow.outcome.results.contains { $0.outcome == .parentDeleted })
+
+            // And through the public path, committed: the same rows as the rolled-back row-by-row run.
+            _ = try await PostgresSyncRepository(client: client, logger: TestDatabase.logger).push(userID: user.id, request: request)
+            let committed = try await client.withConnection { connection in
+                try await Self.snapshot(connection, userID: user.id)
+            }
+            #expect(committed == rowByRow.snapshot)
+        }
+    }
+
+    @Test("a batch of new rows takes the same few round trips however many rows it has")
+    func roundTripsPerBatch() async throws {
+        try await TestDatabase.withClient { client in
+            let (user, _) = try await TestDatabase.makeUser(client, prefix: "batched")
+            let a = try ChatStore.inMemory()
+            let session = try a.createSession(title: "Many", agent: "build", provider: "ollama", model: "llama3.2", projectPath: "/p")
+            for index in 0..<30 {
+                try a.appendUserMessage(sessionID: session.id, text: "message \(index)")
+            }
+            let changes = try #require(try await a.nextOutboxBatch(limit: 1_000)).changes
+            #expect(changes.count == 61)
+            let request = PushRequest(replicaID: a.replicaID, changes: changes)
+            let batched = try await Self.reconcile(request, userID: user.id, batched: true, client: client)
+            #expect(batched.outcome.results.allSatisfy { $0.outcome == .inserted })
+            // Prefetch: one query per table and one tombstone query for the ids not found;
+            // flush: one upsert per table.
+            #expect(batched.queries <= 7, "\(batched.queries) queries for \(changes.count) changes")
+            let rowByRow = try await Self.reconcile(request, userID: user.id, batched: false, client: client)
+            #expect(batched.snapshot == rowByRow.snapshot)
+        }
+    }
+
+    struct Run: Sendable {
+        var outcome: Reconciler.Outcome
+        var snapshot: [String]
+        var queries: Int
+    }
+
+    static func reconcile(_ request: PushRequest, userID: Int64, batched: Bool, client: PostgresClient) async throws -> Run {
+        let logger = TestDatabase.logger
+        return try await client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                var seq: Int64 = 0
+                for try await value in try await connection.query(
+                    "SELECT sync_seq FROM users WHERE id = \(userID) FOR UPDATE", logger: logger).decode(Int64.self) { seq = value }
+                let run: Run
+                if batched {
+                    let store = PostgresBatchedReconcileStore(connection: connection, logger: logger)
+                    try await store.prefetch(request.changes)
+                    let outcome = try await Reconciler.reconcile(
+                        request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+                    try await store.flush()
+                    run = Run(outcome: outcome, snapshot: try await snapshot(connection, userID: userID), queries: store.queries)
+                } else {
+                    let store = PostgresReconcileStore(connection: connection, logger: logger)
+                    let outcome = try await Reconciler.reconcile(
+                        request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+                    run = Run(outcome: outcome, snapshot: try await snapshot(connection, userID: userID), queries: 0)
+                }
+                try await connection.query("ROLLBACK", logger: logger)
+                return run
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Every row, tombstone and conflict of the user, as sorted text (times the database sets
+    /// itself left out).
+    static func snapshot(_ connection: PostgresConnection, userID: Int64) async throws -> [String] {
+        var lines: [String] = []
+        for table in ["sessions", "messages", "message_parts", "artifacts"] {
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: """
+                SELECT id, to_jsonb(t)::text FROM "\(table)" t WHERE owner_id = \(userID)
+                """), logger: TestDatabase.logger)
+            for try await (id, row) in rows.decode((String, String).self) { lines.append("\(table) \(id) \(row)") }
+        }
+        let tombstones = try await connection.query("""
+            SELECT table_name || '/' || row_id, (to_jsonb(t) - 'deleted_at')::text FROM sync_tombstones t WHERE owner_id = \(userID)
+            """, logger: TestDatabase.logger)
+        for try await (key, row) in tombstones.decode((String, String).self) { lines.append("tombstone \(key) \(row)") }
+        let conflicts = try await connection.query("""
+            SELECT (to_jsonb(t) - 'id' - 'detected_at')::text FROM sync_conflicts t WHERE owner_id = \(userID)
+            """, logger: TestDatabase.logger)
+        for try await row in conflicts.decode(String.self) { lines.append("conflict \(row)") }
+        return lines.sorted()
+    }
+}
