@@ -99,6 +99,24 @@ struct ChatReplyTests {
         }
     }
 
+    @Test("a reply uses the message's model, else the session's, not the server's default")
+    func modelChoice() async throws {
+        try await OpenAITestServer.withServer { provider in
+            try await Harness.run(provider: ProviderConfiguration(baseURL: provider.baseURL, model: "text")) { client, database in
+                let (_, token) = try await TestDatabase.makeUser(database, prefix: "reply-model")
+                let created = try await client.send(.post, "/v1/sessions", token: token, body: Data(#"{"model":"reasoning"}"#.utf8))
+                let sessionID = try #require(try created.object()["id"]?.stringValue)
+                let bySession = try await client.send(.post, "/v1/sessions/\(sessionID)/messages", token: token, body: Data(#"{"content":"a"}"#.utf8))
+                #expect(try bySession.object()["message"]?["model"] == "reasoning")
+                #expect(provider.lastRequest?.json?["model"] as? String == "reasoning")
+                let byMessage = try await client.send(
+                    .post, "/v1/sessions/\(sessionID)/messages", token: token, body: Data(#"{"content":"b","model":"text"}"#.utf8))
+                #expect(try byMessage.object()["message"]?["model"] == "text")
+                #expect(provider.lastRequest?.json?["model"] as? String == "text")
+            }
+        }
+    }
+
     @Test("tool calls the model asks for become tool_call parts with their name and call id")
     func toolCalls() async throws {
         try await OpenAITestServer.withServer { provider in
@@ -196,7 +214,7 @@ extension ChatReplyTests {
                 // The device creates the session (pushed first), then completes two replies of its own (100
                 // prompt tokens each) that it pushes while the server's replies complete.
                 let device = try ChatStore.inMemory()
-                let session = try device.createSession(title: "busy", agent: "a", provider: "p", model: "m", projectPath: "/")
+                let session = try device.createSession(title: "busy", agent: "a", provider: "p", model: "text", projectPath: "/")
                 let (first, firstBatch) = try await Replicas.pushRequest(device)
                 #expect(try await client.push(first, token: token).status == .ok)
                 try await device.acknowledge(firstBatch, response: PushResponse(

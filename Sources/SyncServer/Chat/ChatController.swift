@@ -150,9 +150,11 @@ struct ChatController {
         else { throw APIError.invalid("\"content\" must not be blank") }
         let model = try body.string("model", length: 1...200)
         let streaming = try body.bool("stream") ?? (request.headers[.accept]?.contains("text/event-stream") == true)
-        guard try await queries.row(ChatSchema.sessions, id: sessionID, userID: user.id) != nil else {
+        guard let session = try await queries.row(ChatSchema.sessions, id: sessionID, userID: user.id) else {
             throw APIError.notFound("no session \(sessionID)")
         }
+        // The request's model, else the session's (what the user chose when creating it).
+        let replyModel = model ?? session["model"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
         try await metering.gate(userID: user.id, resource: "/v1/sessions/\(sessionID)/messages")
 
         let userID = user.id
@@ -176,7 +178,7 @@ struct ChatController {
             defer { continuation.finish() }
             let outcome: ChatTurn.Outcome
             do {
-                outcome = try await turn.send(sessionID: sessionID, text: content, model: model) { event in
+                outcome = try await turn.send(sessionID: sessionID, text: content, model: replyModel) { event in
                     if let sse = ServerSentEvent(event, sessionID: sessionID) { continuation.yield(sse) }
                 }
             } catch {
