@@ -28,7 +28,7 @@ public enum ChatServer {
         LiveEndpoint.addRoutes(to: v1)
         if let chat {
             ChatController(replica: chat.replica, queries: chat.queries, provider: configuration.provider, metering: metering,
-                           maxBodyBytes: configuration.maxRequestBytes)
+                           maxBodyBytes: configuration.maxRequestBytes, replies: chat.replies)
                 .addRoutes(to: v1)
         }
         BillingController(metering: metering).addRoutes(to: v1)
@@ -51,6 +51,8 @@ public enum ChatServer {
         let repository = PostgresSyncRepository(client: client, logger: logger)
         let metering = Metering(configuration: configuration.metering, client: client, logger: logger)
         let chat = ChatAPI(client: client, logger: logger)
+        // Listed after the client: a graceful shutdown stops services in reverse order, so the
+        // running replies are drained while the database is still there.
         let router = buildRouter(configuration: configuration, repository: repository, users: users, chat: chat, metering: metering) {
             (try? await client.query("SELECT 1", logger: logger)) != nil
         }
@@ -59,24 +61,28 @@ public enum ChatServer {
             router: router,
             server: LiveEndpoint.serverBuilder(users: users, hub: hub),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-server"),
-            services: [client, CommitListener(client: client, hub: hub, logger: logger)],
+            services: [client, CommitListener(client: client, hub: hub, logger: logger), chat.replies],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
     }
 }
 
-/// What the REST chat API runs on: the server's replica for writes and queries for reads.
+/// What the REST chat API runs on: the server's replica for writes, queries for reads, and the
+/// tracking of running replies (a service of the application, drained on shutdown).
 public struct ChatAPI: Sendable {
     public var replica: ServerReplica
     public var queries: ChatQueries
+    public var replies: ReplyTasks
 
-    public init(replica: ServerReplica, queries: ChatQueries) {
+    public init(replica: ServerReplica, queries: ChatQueries, replies: ReplyTasks) {
         self.replica = replica
         self.queries = queries
+        self.replies = replies
     }
 
     public init(client: PostgresClient, logger: Logger) {
-        self.init(replica: ServerReplica(client: client, logger: logger), queries: ChatQueries(client: client, logger: logger))
+        self.init(replica: ServerReplica(client: client, logger: logger), queries: ChatQueries(client: client, logger: logger),
+                  replies: ReplyTasks(logger: logger))
     }
 }
 

@@ -64,6 +64,44 @@ struct RESTReplyTests {
         }
     }
 
+    @Test("a graceful shutdown lets a running REST reply finish even after its client went away")
+    func shutdownDrainsReplies() async throws {
+        let database = try TestDatabase.url()
+        try await OpenAITestServer.withServer { provider in
+            try await TestDatabase.withClient { client in
+                let (_, token) = try await TestDatabase.makeUser(client, prefix: "rest-drain")
+                let server = try await ServerProcess.start(database: database, arguments: ["--provider-url", provider.baseURL, "--model", "paced"])
+                let created = try await Self.request("POST", "\(server.baseURL)/v1/sessions", token: token, body: "{}")
+                let sessionID = try #require(try WireJSON.decode(JSONValue.self, from: created.body)["id"]?.stringValue)
+                let client1 = Task {
+                    try await Self.request("POST", "\(server.baseURL)/v1/sessions/\(sessionID)/messages", token: token, body: #"{"content":"go","stream":true}"#)
+                }
+                // Once the reply is being written, the client hangs up and the server is told to stop.
+                let deadline = ContinuousClock.now + .seconds(10)
+                while try await Self.assistantReply(sessionID, client)?.text.isEmpty != false, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                client1.cancel()
+                #expect(try await Self.assistantReply(sessionID, client)?.status == "pending")
+                await server.stop()
+
+                let reply = try #require(try await Self.assistantReply(sessionID, client))
+                #expect(reply.status == "complete")
+                #expect(reply.text == (0..<20).map { "word\($0) " }.joined())
+            }
+        }
+    }
+
+    /// The session's assistant message in PostgreSQL: its status and its text so far.
+    static func assistantReply(_ sessionID: String, _ client: PostgresClient) async throws -> (status: String, text: String)? {
+        let rows = try await client.query("""
+            SELECT m.status, coalesce((SELECT p.content->>'text' FROM message_parts p WHERE p.message_id = m.id AND p.type = 'text'), '')
+            FROM messages m WHERE m.session_id = \(sessionID) AND m.role = 'assistant'
+            """, logger: TestDatabase.logger)
+        for try await (status, text) in rows.decode((String, String).self) { return (status, text) }
+        return nil
+    }
+
     /// A plain HTTP request, as a thin client would make it.
     static func request(_ method: String, _ url: String, token: String, body: String) async throws -> (status: Int, body: String) {
         var request = URLRequest(url: try #require(URL(string: url)), timeoutInterval: 30)

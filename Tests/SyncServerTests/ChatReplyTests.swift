@@ -251,6 +251,26 @@ extension ChatReplyTests {
     }
 }
 
+@Suite("Running replies at shutdown")
+struct ReplyTasksTests {
+    @Test("replies still running when the grace period ends are cancelled and awaited; finished ones are forgotten")
+    func drainCancelsStragglers() async throws {
+        let tasks = ReplyTasks(grace: .milliseconds(200), logger: TestDatabase.logger)
+        let quick = tasks.start { 1 }
+        #expect(try await quick.value == 1)
+        let slow = tasks.start { () async throws -> Int in
+            try await Task.sleep(for: .seconds(60))
+            return 2
+        }
+        #expect(tasks.count == 1)
+        let started = ContinuousClock.now
+        await tasks.drain()
+        #expect(tasks.count == 0)
+        #expect(ContinuousClock.now - started < .seconds(30))
+        await #expect(throws: CancellationError.self) { try await slow.value }
+    }
+}
+
 /// Server-sent events read back from a response body.
 enum ServerSentEvents {
     struct Event {

@@ -18,6 +18,8 @@ struct ChatController {
     let metering: Metering
     /// The largest JSON body accepted (413 beyond).
     let maxBodyBytes: Int
+    /// Where running replies are tracked for a graceful shutdown.
+    let replies: ReplyTasks
 
     static let maxTitle = 500
     static let maxMessage = 100_000
@@ -173,8 +175,9 @@ struct ChatController {
         let (events, continuation) = AsyncStream<ServerSentEvent>.makeStream()
         let queries = queries
         let logger = context.logger
-        // Not a child of the request: the reply completes even when the client disconnects.
-        let reply = Task { () throws -> ReplyResult in
+        // Not a child of the request: the reply completes even when the client disconnects, and
+        // a graceful shutdown waits for it (`ReplyTasks`).
+        let reply = replies.start { () throws -> ReplyResult in
             defer { continuation.finish() }
             let outcome: ChatTurn.Outcome
             do {
