@@ -89,7 +89,7 @@ extension ChatStore {
     // MARK: Row decoding
 
     func session(_ db: Database, _ id: String) throws -> Session? {
-        try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(Self.session(from:))
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM sessions WHERE id = ?"), arguments: [id]).map(Self.session(from:))
     }
 
     func requireSession(_ db: Database, _ id: String) throws -> Session {
@@ -98,7 +98,9 @@ extension ChatStore {
     }
 
     func message(_ db: Database, _ id: String) throws -> Message? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM messages WHERE id = ?", arguments: [id]) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM messages WHERE id = ?"), arguments: [id]) else {
+            return nil
+        }
         return try Self.message(from: row, parts: try parts(db, messageIDs: [id])[id] ?? [])
     }
 
@@ -107,16 +109,35 @@ extension ChatStore {
         return message
     }
 
-    func requirePendingMessage(_ db: Database, _ id: String) throws -> Message {
-        let message = try requireMessage(db, id)
-        guard message.status == .pending else {
-            throw LocalStoreError.conflict("message \(id) is already \(message.status.rawValue); a finished message does not change")
+    /// What a write under a row needs to know of it: where it belongs and who produced it.
+    struct Origin {
+        var sessionID: String
+        var agent: String
+        var provider: String
+        var model: String
+    }
+
+    /// A live session's agent, provider and model, without decoding the rest of the row.
+    func sessionOrigin(_ db: Database, _ id: String) throws -> Origin {
+        let select = try db.cachedStatement(sql: "SELECT agent, provider, model FROM sessions WHERE id = ?")
+        guard let row = try Row.fetchOne(select, arguments: [id]) else { throw LocalStoreError.notFound(table: "sessions", id: id) }
+        return Origin(sessionID: id, agent: row[0], provider: row[1], model: row[2])
+    }
+
+    /// A message that is still `pending` (only those take new parts and rewrites), without
+    /// reading its parts.
+    func pendingMessageOrigin(_ db: Database, _ id: String) throws -> Origin {
+        let select = try db.cachedStatement(sql: "SELECT session_id, status, agent, provider, model FROM messages WHERE id = ?")
+        guard let row = try Row.fetchOne(select, arguments: [id]) else { throw LocalStoreError.notFound(table: "messages", id: id) }
+        let status: String = row[1]
+        guard status == MessageStatus.pending.rawValue else {
+            throw LocalStoreError.conflict("message \(id) is already \(status); a finished message does not change")
         }
-        return message
+        return Origin(sessionID: row[0], agent: row[2], provider: row[3], model: row[4])
     }
 
     func requirePart(_ db: Database, _ id: String) throws -> MessagePart {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM message_parts WHERE id = ?", arguments: [id]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM message_parts WHERE id = ?"), arguments: [id]) else {
             throw LocalStoreError.notFound(table: "message_parts", id: id)
         }
         return try Self.part(from: row)
@@ -128,10 +149,17 @@ extension ChatStore {
 
     func parts(_ db: Database, messageIDs: [String]) throws -> [String: [MessagePart]] {
         guard !messageIDs.isEmpty else { return [:] }
-        let marks = Array(repeating: "?", count: messageIDs.count).joined(separator: ", ")
-        let rows = try Row.fetchAll(
-            db, sql: #"SELECT * FROM message_parts WHERE message_id IN (\#(marks)) ORDER BY message_id, "index", id"#,
-            arguments: StatementArguments(messageIDs))
+        let rows: [Row]
+        if messageIDs.count == 1 {
+            rows = try Row.fetchAll(
+                db.cachedStatement(sql: #"SELECT * FROM message_parts WHERE message_id = ? ORDER BY "index", id"#),
+                arguments: [messageIDs[0]])
+        } else {
+            let marks = Array(repeating: "?", count: messageIDs.count).joined(separator: ", ")
+            rows = try Row.fetchAll(
+                db, sql: #"SELECT * FROM message_parts WHERE message_id IN (\#(marks)) ORDER BY message_id, "index", id"#,
+                arguments: StatementArguments(messageIDs))
+        }
         return Dictionary(grouping: try rows.map(Self.part(from:)), by: \.messageID)
     }
 

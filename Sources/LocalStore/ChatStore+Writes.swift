@@ -24,8 +24,8 @@ extension ChatStore {
 
     public func renameSession(id: String, title: String?) throws {
         try writer.write { db in
-            try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
-                      set: ["title": title.map(JSONValue.string) ?? .null])
+            _ = try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
+                          set: ["title": title.map(JSONValue.string) ?? .null])
         }
     }
 
@@ -33,8 +33,8 @@ extension ChatStore {
     /// replica and sync; lists hide them unless asked.
     public func archiveSession(id: String, archived: Bool = true) throws {
         try writer.write { db in
-            try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
-                      set: ["archived_at": archived ? .int(now()) : .null])
+            _ = try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
+                          set: ["archived_at": archived ? .int(now()) : .null])
         }
     }
 
@@ -42,7 +42,7 @@ extension ChatStore {
     /// and wins over concurrent edits on other devices.
     public func deleteSession(id: String) throws {
         try writer.write { db in
-            try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id, delete: true)
+            _ = try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id, delete: true)
         }
     }
 
@@ -54,20 +54,24 @@ extension ChatStore {
                                   partID: String = ChatStore.newID()) throws -> Message {
         try writer.write { db in
             let stamp = try nextStamp(db)
-            let session = try requireSession(db, sessionID)
+            let session = try sessionOrigin(db, sessionID)
             let at = now()
-            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
+            // The session was just read and the message is written first: both parents are live.
+            let message = try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
                 "session_id": .string(sessionID), "role": "user", "status": "complete",
                 "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
                 "created_at": .int(at), "completed_at": .int(at),
-            ], creating: true)
-            try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
+            ], creating: true, parentIsLive: true)
+            let part = try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
                 "message_id": .string(id), "index": 0, "type": "text", "content": ["text": .string(text)],
                 "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
                 "started_at": .int(at), "completed_at": .int(at),
-            ], creating: true)
+            ], creating: true, parentIsLive: true)
             try touchSession(db, stamp: stamp, sessionID, at: at)
-            return try requireMessage(db, id)
+            // Built from what was written: the message and its one part, as a read would return them.
+            return try Self.message(
+                from: RowIO.row(of: message, schema: ChatSchema.messages),
+                parts: [Self.part(from: RowIO.row(of: part, schema: ChatSchema.messageParts))])
         }
     }
 
@@ -78,7 +82,7 @@ extension ChatStore {
     ) throws -> Message {
         try writer.write { db in
             let stamp = try nextStamp(db)
-            let session = try requireSession(db, sessionID)
+            let session = try sessionOrigin(db, sessionID)
             let at = now()
             try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
                 "session_id": .string(sessionID), "role": "assistant", "status": "pending",
@@ -100,10 +104,8 @@ extension ChatStore {
     ) throws -> MessagePart {
         try writer.write { db in
             let stamp = try nextStamp(db)
-            let message = try requirePendingMessage(db, messageID)
-            let index = try Int.fetchOne(
-                db, sql: #"SELECT COALESCE(MAX("index"), -1) + 1 FROM message_parts WHERE message_id = ?"#,
-                arguments: [messageID]) ?? 0
+            let message = try pendingMessageOrigin(db, messageID)
+            let index = try nextPartIndex(db, messageID: messageID)
             try write(db, stamp: stamp, ChatSchema.messageParts, id: id, set: [
                 "message_id": .string(messageID), "index": .int(Int64(index)),
                 "step_index": stepIndex.map { .int(Int64($0)) } ?? .null, "type": .string(type.rawValue),
@@ -125,8 +127,11 @@ extension ChatStore {
     public func updatePart(id: String, content: JSONValue, completedAt: Millis? = nil) throws {
         try writer.write { db in
             let stamp = try nextStamp(db)
-            let part = try requirePart(db, id)
-            _ = try requirePendingMessage(db, part.messageID)
+            let select = try db.cachedStatement(sql: "SELECT message_id FROM message_parts WHERE id = ?")
+            guard let messageID = try String.fetchOne(select, arguments: [id]) else {
+                throw LocalStoreError.notFound(table: "message_parts", id: id)
+            }
+            _ = try pendingMessageOrigin(db, messageID)
             var values: [String: JSONValue] = ["content": content]
             if let completedAt { values["completed_at"] = .int(completedAt) }
             try write(db, stamp: stamp, ChatSchema.messageParts, id: id, set: values)
@@ -139,7 +144,7 @@ extension ChatStore {
         try Self.check(usage: usage, latencyMs: latencyMs)
         try writer.write { db in
             let stamp = try nextStamp(db)
-            let message = try requirePendingMessage(db, id)
+            let message = try pendingMessageOrigin(db, id)
             let at = completedAt ?? now()
             try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
                 "status": "complete", "completed_at": .int(at), "latency_ms": .int(latencyMs),
@@ -163,7 +168,7 @@ extension ChatStore {
         if let usage { try Self.check(usage: usage, latencyMs: latencyMs ?? 0) }
         try writer.write { db in
             let stamp = try nextStamp(db)
-            let message = try requirePendingMessage(db, id)
+            let message = try pendingMessageOrigin(db, id)
             let at = now()
             var values: [String: JSONValue] = [
                 "status": "error", "completed_at": .int(at), "error": .string(error), "error_type": .string(errorType),
@@ -177,9 +182,7 @@ extension ChatStore {
                 values["cached_input_tokens"] = .int(usage.cachedInputTokens)
                 values["reasoning_tokens"] = .int(usage.reasoningTokens)
             }
-            let index = try Int.fetchOne(
-                db, sql: #"SELECT COALESCE(MAX("index"), -1) + 1 FROM message_parts WHERE message_id = ?"#,
-                arguments: [id]) ?? 0
+            let index = try nextPartIndex(db, messageID: id)
             try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
                 "message_id": .string(id), "index": .int(Int64(index)), "type": "error",
                 "content": ["message": .string(error), "type": .string(errorType), "details": details ?? .null,
@@ -219,6 +222,11 @@ extension ChatStore {
         }
     }
 
+    private func nextPartIndex(_ db: Database, messageID: String) throws -> Int {
+        let select = try db.cachedStatement(sql: #"SELECT COALESCE(MAX("index"), -1) + 1 FROM message_parts WHERE message_id = ?"#)
+        return try Int.fetchOne(select, arguments: [messageID]) ?? 0
+    }
+
     // MARK: Aggregates
 
     /// Token counts and latency are never negative: the session totals only ever grow.
@@ -244,16 +252,40 @@ extension ChatStore {
 
     /// Stamps `values` and counter increments onto a row, merges them into its state with the
     /// shared merge rules, stores the result and records the row in the outbox.
+    ///
+    /// The merge is column-wise, so an edit of an existing row reads and writes only the
+    /// columns it touches (plus `sync_meta`); a new row is checked with one statement and
+    /// inserted. A delete reads the whole row (its cascade and the ledger need it).
+    ///
+    /// - Parameter parentIsLive: the caller read or wrote the new row's parent in this
+    ///   transaction, so the parent check is skipped.
+    /// - Returns: the row's state after the write.
+    @discardableResult
     func write(
         _ db: Database, stamp: Stamp, _ schema: TableSchema, id: String, set values: [String: JSONValue] = [:],
-        add increments: [String: Int64] = [:], delete: Bool = false, creating: Bool = false
-    ) throws {
-        let current = try RowIO.load(db, schema, id: id)
+        add increments: [String: Int64] = [:], delete: Bool = false, creating: Bool = false, parentIsLive: Bool = false
+    ) throws -> RowChange {
+        let current: RowChange?
+        var touched: [String] = []
+        if creating {
+            switch try RowIO.presence(db, schema, id: id) {
+            case .live: throw LocalStoreError.conflict("a \(LocalStoreError.noun(schema.name)) with id \(id) already exists")
+            case .deleted: throw LocalStoreError.notFound(table: schema.name, id: id)
+            case .absent: current = nil
+            }
+        } else if delete {
+            current = try RowIO.load(db, schema, id: id)
+        } else {
+            touched = values.keys.sorted()
+            for name in increments.keys {
+                let column = CounterKey.split(name).column
+                if !touched.contains(column) { touched.append(column) }
+            }
+            current = try RowIO.loadPartial(db, schema, id: id, columns: touched)
+        }
+        // A row that is not live here (never seen, or a tombstone) cannot be edited.
         if current?.isDeleted == true || (current == nil && !creating) {
             throw LocalStoreError.notFound(table: schema.name, id: id)
-        }
-        if creating, current != nil {
-            throw LocalStoreError.conflict("a \(LocalStoreError.noun(schema.name)) with id \(id) already exists")
         }
         // The same description of an edit the server's replica stamps (`RowEdit`); the stamp
         // carries this replica's id, so counters grow this replica's contribution.
@@ -264,10 +296,10 @@ extension ChatStore {
         } catch {
             throw LocalStoreError.invalid(error.message)
         }
-        if creating, let parent = schema.parent, let parentID = values[parent.column]?.stringValue,
+        if creating, !parentIsLive, let parent = schema.parent, let parentID = values[parent.column]?.stringValue,
            let parentSchema = ChatSchema.table(parent.table)
         {
-            guard let parentState = try RowIO.load(db, parentSchema, id: parentID), !parentState.isDeleted else {
+            guard try RowIO.isLive(db, parentSchema, id: parentID) else {
                 throw LocalStoreError.notFound(table: parent.table, id: parentID)
             }
         }
@@ -275,8 +307,13 @@ extension ChatStore {
         if creating, !ChangeValidator.missingRequired(result.state).isEmpty {
             throw LocalStoreError.invalid("\(schema.name) needs \(ChangeValidator.missingRequired(result.state).joined(separator: ", "))")
         }
-        guard result.outcome != .unchanged else { return }
-        try RowIO.store(db, result.state, schema: schema, nowMillis: now())
+        guard result.outcome != .unchanged else { return result.state }
+        if current != nil, !delete {
+            try RowIO.update(db, result.state, schema: schema, columns: touched)
+        } else {
+            try RowIO.store(db, result.state, schema: schema, nowMillis: now())
+        }
         try Outbox.mark(db, RowKey(table: schema.name, id: id), columns: Set(values.keys), nowMillis: now())
+        return result.state
     }
 }

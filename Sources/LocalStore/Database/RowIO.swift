@@ -18,6 +18,61 @@ enum RowIO {
         return nil
     }
 
+    /// Whether a row is live here, a tombstone, or unknown: one statement, no decoding.
+    enum Presence: Int { case absent = 0, live = 1, deleted = 2 }
+
+    static func presence(_ db: Database, _ schema: TableSchema, id: String) throws -> Presence {
+        let select = try db.cachedStatement(sql: """
+            SELECT CASE WHEN EXISTS (SELECT 1 FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?1) THEN 1
+                        WHEN EXISTS (SELECT 1 FROM sync_tombstones WHERE table_name = ?2 AND row_id = ?1) THEN 2
+                        ELSE 0 END
+            """)
+        return Presence(rawValue: try Int.fetchOne(select, arguments: [id, schema.name]) ?? 0) ?? .absent
+    }
+
+    /// Whether a live row with this id exists (tombstoned rows are not in their table).
+    static func isLive(_ db: Database, _ schema: TableSchema, id: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [id]
+        ) ?? false
+    }
+
+    /// A live row's state with the values of `columns` only: its vector, every stamp and every
+    /// counter, but `null` for the other columns' values. Enough to merge an edit of `columns`
+    /// (the merge is column-wise) without reading or decoding the rest of the row. `nil` when
+    /// there is no live row.
+    static func loadPartial(_ db: Database, _ schema: TableSchema, id: String, columns: [String]) throws -> RowChange? {
+        let names = (["sync_meta"] + columns).map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+        let select = try db.cachedStatement(sql: "SELECT \(names) FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?")
+        guard let row = try Row.fetchOne(select, arguments: [id]) else { return nil }
+        let meta = try WireJSON.decode(RowMeta.self, from: row[0] as String)
+        var values: [String: JSONValue] = [:]
+        for (offset, name) in columns.enumerated() {
+            guard let column = schema.column(name), meta.stamps[name] != nil else { continue }
+            values[name] = try jsonValue(row[offset + 1], type: column.type)
+        }
+        return meta.state(table: schema.name, id: id, values: values)
+    }
+
+    /// Writes the values of `columns` (taken from the full `state`, counters as their totals)
+    /// and the row's `sync_meta`, leaving the other columns as they are. For a state built by
+    /// `loadPartial` and merged with an edit of those columns.
+    static func update(_ db: Database, _ state: RowChange, schema: TableSchema, columns: [String]) throws {
+        let values = state.materialized(schema: schema)
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        var assignments: [String] = []
+        for name in columns {
+            guard let column = schema.column(name) else { continue }
+            assignments.append("\(name.quotedDatabaseIdentifier) = ?")
+            arguments.append(try databaseValue(values[name] ?? .null, type: column.type))
+        }
+        assignments.append("sync_meta = ?")
+        arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
+        arguments.append(state.id)
+        let sql = "UPDATE \(schema.name.quotedDatabaseIdentifier) SET \(assignments.joined(separator: ", ")) WHERE id = ?"
+        try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments))
+    }
+
     /// Rebuilds a live row's state from its columns and `sync_meta`.
     static func state(from row: Row, schema: TableSchema) throws -> RowChange {
         let id: String = row["id"]
@@ -50,6 +105,17 @@ enum RowIO {
         }
         arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
         try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema)).execute(arguments: StatementArguments(arguments))
+    }
+
+    /// A live state as the row it is stored as (without `sync_meta`), for building a model
+    /// value from what was just written instead of reading it back.
+    static func row(of state: RowChange, schema: TableSchema) throws -> Row {
+        let values = state.materialized(schema: schema)
+        var columns: [String: (any DatabaseValueConvertible)?] = ["id": state.id]
+        for column in schema.columns {
+            columns[column.name] = try databaseValue(values[column.name] ?? .null, type: column.type)
+        }
+        return Row(columns)
     }
 
     /// The upsert of each table, built once.

@@ -42,15 +42,30 @@ extension ChatStore: SyncStorage {
     }
 
     public func applyPull(_ page: PullResponse) async throws -> Int {
+        try await applyPull(page, insertingNewRowsDirectly: true)
+    }
+
+    /// `insertingNewRowsDirectly: false` sends every row through the general path, for tests
+    /// that check the direct inserts change nothing.
+    func applyPull(_ page: PullResponse, insertingNewRowsDirectly: Bool) async throws -> Int {
         try await writer.write { db in
-            var changed = 0
+            let at = now()
             for change in page.changes {
                 do throws(ValidationError) {
-                    try validator.validate(change, nowMillis: now())
+                    try validator.validate(change, nowMillis: at)
                 } catch {
                     throw LocalStoreError.corrupt("the server sent an invalid change: \(error.message)")
                 }
-                changed += try applyRemote(db, change)
+            }
+            var changed = 0
+            var batch = try PulledPage(db, changes: page.changes)
+            for change in page.changes {
+                if insertingNewRowsDirectly, try batch.insertIfNew(db, change, nowMillis: at) {
+                    changed += 1
+                } else {
+                    changed += try applyRemote(db, change)
+                    try batch.sawGeneralApply(db, change)
+                }
             }
             // Once per page: every local write after this orders after everything seen.
             try observeClock(db, page.changes.map(\.vv.maxHLC).max() ?? .zero)
@@ -109,6 +124,97 @@ extension ChatStore: SyncStorage {
     }
 
     // MARK: Applying remote state
+
+    /// A pulled page's rows, looked up together: which of them (and of their parents) are live
+    /// here or tombstones, with one query per table instead of two per row. A row that is new
+    /// here, not deleted, whose parent is live and that claims no unique value is inserted as
+    /// it is (merging into nothing gives the incoming state); every other row takes the general
+    /// path (`applyRemote`). That is what a bootstrap is made of, row after row.
+    struct PulledPage {
+        /// Rows known to be live here: found by the lookup or inserted from this page.
+        private var live: Set<RowKey> = []
+        /// Rows the lookup found live or as tombstones: these are never new.
+        private var known: Set<RowKey> = []
+        /// Whether `live` and `known` still describe the replica. The general path may delete
+        /// rows (cascades, unique-value losers) or insert parked ones; after it, every fact is
+        /// checked with a query again.
+        private var current = true
+        /// Rows waiting for a parent exist: a new row might have children parked.
+        private var parkedRows: Bool
+
+        init(_ db: Database, changes: [RowChange]) throws {
+            parkedRows = try Self.anyParked(db)
+            var ids: [String: Set<String>] = [:]
+            for change in changes {
+                ids[change.table, default: []].insert(change.id)
+                if let schema = ChatSchema.table(change.table), let parent = schema.parent,
+                   let parentID = change.parentID(schema: schema)
+                {
+                    ids[parent.table, default: []].insert(parentID)
+                }
+            }
+            for (table, tableIDs) in ids {
+                guard let schema = ChatSchema.table(table) else { continue }
+                let all = Array(tableIDs)
+                for start in stride(from: 0, to: all.count, by: 500) {
+                    let chunk = Array(all[start..<min(start + 500, all.count)])
+                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                    let found = try String.fetchAll(
+                        db, sql: "SELECT id FROM \(schema.name.quotedDatabaseIdentifier) WHERE id IN (\(marks))",
+                        arguments: StatementArguments(chunk))
+                    for id in found {
+                        live.insert(RowKey(table: table, id: id))
+                        known.insert(RowKey(table: table, id: id))
+                    }
+                    let deleted = try String.fetchAll(
+                        db, sql: "SELECT row_id FROM sync_tombstones WHERE table_name = ? AND row_id IN (\(marks))",
+                        arguments: StatementArguments([table] + chunk))
+                    for id in deleted { known.insert(RowKey(table: table, id: id)) }
+                }
+            }
+        }
+
+        private static func anyParked(_ db: Database) throws -> Bool {
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM sync_parked)")) ?? false
+        }
+
+        /// Inserts `change` when it is a new live row under a live parent; `false` when it
+        /// needs the general path.
+        mutating func insertIfNew(_ db: Database, _ change: RowChange, nowMillis: Millis) throws -> Bool {
+            guard !change.isDeleted, !known.contains(change.key), !live.contains(change.key),
+                  let schema = ChatSchema.table(change.table), schema.uniqueColumn == nil,
+                  ChangeValidator.missingRequired(change).isEmpty
+            else { return false }
+            if !current, try RowIO.presence(db, schema, id: change.id) != .absent { return false }
+            if let parent = schema.parent {
+                guard let parentID = change.parentID(schema: schema), let parentSchema = ChatSchema.table(parent.table)
+                else { return false }
+                let parentKey = RowKey(table: parent.table, id: parentID)
+                if !live.contains(parentKey) {
+                    guard !current, try RowIO.isLive(db, parentSchema, id: parentID) else { return false }
+                    live.insert(parentKey)
+                }
+            }
+            if parkedRows, try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM sync_parked WHERE parent_id = ?"), arguments: [change.id]) == true
+            {
+                return false
+            }
+            try RowIO.store(db, change, schema: schema, nowMillis: nowMillis)
+            live.insert(change.key)
+            known.insert(change.key)
+            return true
+        }
+
+        /// After the general path applied `change`: it is no longer new, and nothing else
+        /// is taken for granted any more.
+        mutating func sawGeneralApply(_ db: Database, _ change: RowChange) throws {
+            known.insert(change.key)
+            live.removeAll()
+            current = false
+            parkedRows = try Self.anyParked(db)
+        }
+    }
 
     /// Merges one remote row state. Returns how many rows changed (parked children applied now
     /// included).
