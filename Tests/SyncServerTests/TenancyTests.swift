@@ -72,6 +72,25 @@ struct TenancyTests {
             }
         }
     }
+
+    /// Sync requests reuse a successful token lookup for a few seconds; a token revoked in the
+    /// database stops working once that time has passed, and at once with the cache off.
+    @Test("a revoked token stops working: at once without the cache, after the cache's lifetime with it")
+    func revokedToken() async throws {
+        try await TestDatabase.withClient { client in
+            let (user, token) = try await TestDatabase.makeUser(client, prefix: "revoked")
+            let uncached = UserRepository(client: client, logger: TestDatabase.logger, tokenCacheSeconds: 0)
+            let cached = UserRepository(client: client, logger: TestDatabase.logger, tokenCacheSeconds: 0.5)
+            #expect(try await uncached.authenticate(token: token) == user)
+            #expect(try await cached.authenticate(token: token) == user)
+
+            try await client.query("UPDATE api_tokens SET revoked_at = now() WHERE user_id = \(user.id)", logger: TestDatabase.logger)
+            #expect(try await uncached.authenticate(token: token) == nil)
+            #expect(try await cached.authenticate(token: token) == user, "the lookup is reused within its lifetime")
+            try await Task.sleep(for: .milliseconds(700))
+            #expect(try await cached.authenticate(token: token) == nil)
+            // Unknown tokens are never cached: a wrong token stays wrong.
+            #expect(try await cached.authenticate(token: token + "0") == nil)
+        }
+    }
 }
-
-

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// An authenticated user.
 public struct User: Sendable, Equatable {
@@ -14,10 +15,15 @@ public struct User: Sendable, Equatable {
 public struct UserRepository: Sendable {
     let client: PostgresClient
     let logger: Logger
+    let tokens: TokenCache
 
-    public init(client: PostgresClient, logger: Logger) {
+    /// - Parameter tokenCacheSeconds: how long a successful token lookup is reused (every
+    ///   sync request authenticates, and the lookup is a PostgreSQL round trip). A token revoked
+    ///   in the database stops working within this time; 0 turns the cache off.
+    public init(client: PostgresClient, logger: Logger, tokenCacheSeconds: Double = 5) {
         self.client = client
         self.logger = logger
+        self.tokens = TokenCache(lifetimeNanos: UInt64(max(0, tokenCacheSeconds) * 1e9))
     }
 
     public enum Failure: Error, Equatable, CustomStringConvertible {
@@ -69,11 +75,17 @@ public struct UserRepository: Sendable {
     /// The user a token belongs to, if the token is known and not revoked.
     public func authenticate(token: String) async throws -> User? {
         guard token.utf8.count <= 256 else { return nil }
+        let hash = Self.hash(token)
+        if let user = tokens.user(for: hash) { return user }
         let rows = try await client.query("""
             SELECT u.id, u.name FROM api_tokens t JOIN users u ON u.id = t.user_id
-            WHERE t.token_hash = \(Self.hash(token)) AND t.revoked_at IS NULL
+            WHERE t.token_hash = \(hash) AND t.revoked_at IS NULL
             """, logger: logger)
-        for try await (id, name) in rows.decode((Int64, String).self) { return User(id: id, name: name) }
+        for try await (id, name) in rows.decode((Int64, String).self) {
+            let user = User(id: id, name: name)
+            tokens.remember(user, for: hash)
+            return user
+        }
         return nil
     }
 
@@ -98,5 +110,45 @@ public struct UserRepository: Sendable {
             let hex = String(byte, radix: 16)
             return hex.count == 1 ? "0" + hex : hex
         }.joined()
+    }
+}
+
+/// Successful token lookups, kept for a few seconds. Only known tokens are kept (a flood of
+/// wrong tokens cannot fill it), keyed by their hash, and the whole cache is dropped when it
+/// reaches its size limit.
+final class TokenCache: Sendable {
+    private struct Entry {
+        var user: User
+        var expiresAt: UInt64
+    }
+
+    private let lifetimeNanos: UInt64
+    private let limit = 10_000
+    private let entries = Mutex<[String: Entry]>([:])
+
+    init(lifetimeNanos: UInt64) {
+        self.lifetimeNanos = lifetimeNanos
+    }
+
+    func user(for hash: String) -> User? {
+        guard lifetimeNanos > 0 else { return nil }
+        let now = DispatchTime.now().uptimeNanoseconds
+        return entries.withLock { entries in
+            guard let entry = entries[hash] else { return nil }
+            guard entry.expiresAt > now else {
+                entries[hash] = nil
+                return nil
+            }
+            return entry.user
+        }
+    }
+
+    func remember(_ user: User, for hash: String) {
+        guard lifetimeNanos > 0 else { return }
+        let expiresAt = DispatchTime.now().uptimeNanoseconds + lifetimeNanos
+        entries.withLock { entries in
+            if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+            entries[hash] = Entry(user: user, expiresAt: expiresAt)
+        }
     }
 }
