@@ -153,7 +153,8 @@ struct SynchronizerTests {
         let storage = FakeStorage(log: log, outbox: Self.changes(5))
         let transport = FakeTransport(log: log, pages: Self.pages)
         await transport.reportConflicts(1)
-        let sync = Synchronizer(storage: storage, transport: transport, pushBatchSize: 2, pullPageSize: 3)
+        // Without prefetching, so the order of every call is fixed.
+        let sync = Synchronizer(storage: storage, transport: transport, pushBatchSize: 2, pullPageSize: 3, prefetchPages: false)
         let report = try await sync.syncOnce(nowMillis: { 1_234 })
 
         #expect(await log.events == [
@@ -300,5 +301,111 @@ struct SynchronizerTests {
             let pulls = await transport.pulls.count
             Issue.record("the synchronizer kept pulling a page that never advances: \(error) after \(pulls) pulls")
         }
+    }
+
+    static let chain = [
+        PullResponse(changes: [RowChange(table: "sessions", id: "c1")], cursor: 3, hasMore: true),
+        PullResponse(changes: [RowChange(table: "sessions", id: "c2")], cursor: 6, hasMore: true),
+        PullResponse(changes: [RowChange(table: "sessions", id: "c3")], cursor: 8, hasMore: true),
+        PullResponse(changes: [RowChange(table: "sessions", id: "c4")], cursor: 12, hasMore: false),
+    ]
+
+    /// Each apply waits until the next page has been requested: that only happens when the
+    /// synchronizer asks for page N + 1 before page N is applied.
+    @Test func pullAllRequestsTheNextPageWhileItAppliesTheCurrentOne() async throws {
+        let log = EventLog()
+        let transport = FakeTransport(log: log, pages: Self.chain)
+        let storage = GatedStorage(log: log, failAt: nil)
+        let report = try await Synchronizer(storage: storage, transport: transport).pullAll()
+        #expect(report.cursor == 12 && report.pulled == 4)
+        #expect(await storage.applied == [3, 6, 8, 12], "pages are applied one after the other, in order")
+        #expect(await storage.overlapped == [3, 6, 8], "every page with more to come overlapped the next request")
+        #expect(await transport.pulls.map(\.cursor) == [0, 3, 6, 8])
+    }
+
+    /// Without prefetching the same gate never opens: the test above could fail.
+    @Test func withoutPrefetchTheApplyNeverSeesTheNextRequest() async throws {
+        let log = EventLog()
+        let transport = FakeTransport(log: log, pages: Self.chain)
+        let storage = GatedStorage(log: log, failAt: nil, patienceMillis: 50)
+        _ = try await Synchronizer(storage: storage, transport: transport, prefetchPages: false).pullAll()
+        #expect(await storage.overlapped.isEmpty)
+        #expect(await storage.applied == [3, 6, 8, 12])
+    }
+
+    /// A page that fails to apply stops the pull there: the cursor stays at the last applied
+    /// page, and the page fetched ahead is dropped, never applied.
+    @Test func aFailedApplyDropsThePrefetchedPage() async throws {
+        let log = EventLog()
+        let transport = FakeTransport(log: log, pages: Self.chain)
+        let storage = GatedStorage(log: log, failAt: 6)
+        await #expect(throws: GatedStorage.Failure.self) {
+            _ = try await Synchronizer(storage: storage, transport: transport).pullAll()
+        }
+        #expect(await storage.applied == [3])
+        #expect(await storage.cursor == 3)
+    }
+
+    /// A prefetched page whose request fails surfaces the error after the pages before it were
+    /// applied; the next round resumes from the stored cursor.
+    @Test func aFailedPrefetchSurfacesAfterThePageBeforeIt() async throws {
+        let log = EventLog()
+        let transport = FakeTransport(log: log, pages: Self.chain)
+        await transport.failPull(at: 6, .server("503"))
+        let storage = GatedStorage(log: log, failAt: nil, patienceMillis: 50)
+        let sync = Synchronizer(storage: storage, transport: transport)
+        let error = await #expect(throws: SyncError.self) { _ = try await sync.pullAll() }
+        #expect(error == .server("503"))
+        #expect(await storage.applied == [3, 6])
+        await transport.clearPullFailure()
+        let report = try await sync.pullAll()
+        #expect(report.cursor == 12)
+        #expect(await storage.applied == [3, 6, 8, 12])
+    }
+}
+
+/// Storage whose `applyPull` waits (up to `patienceMillis`) for the transport to be asked for
+/// the page after the one being applied, and records whether that happened.
+actor GatedStorage: SyncStorage {
+    struct Failure: Error {}
+
+    nonisolated let replicaID = ReplicaID("dev-g")
+    let log: EventLog
+    let failAt: Int64?
+    let patienceMillis: Int
+    private(set) var cursor: Int64 = 0
+    private(set) var applied: [Int64] = []
+    private(set) var overlapped: [Int64] = []
+
+    /// The default patience is long because a loaded machine (the whole suite on two cores)
+    /// can keep the prefetch task waiting for seconds; the test fails only if it never runs.
+    init(log: EventLog, failAt: Int64?, patienceMillis: Int = 60_000) {
+        self.log = log
+        self.failAt = failAt
+        self.patienceMillis = patienceMillis
+    }
+
+    func pendingCount() async throws -> Int { 0 }
+    func nextOutboxBatch(limit: Int) async throws -> OutboxBatch? { nil }
+    func acknowledge(_ batch: OutboxBatch, response: PushResponse) async throws {}
+    func pullCursor() async throws -> Int64 { cursor }
+    func recordSyncCompleted(atMillis: Int64) async throws {}
+    func beginReset() async throws { cursor = 0 }
+
+    func applyPull(_ page: PullResponse) async throws -> Int {
+        if page.cursor == failAt { throw Failure() }
+        if page.hasMore {
+            let deadline = ContinuousClock.now + .milliseconds(patienceMillis)
+            while ContinuousClock.now < deadline {
+                if await log.events.contains("pull \(page.cursor)") {
+                    overlapped.append(page.cursor)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        applied.append(page.cursor)
+        cursor = page.cursor
+        return page.changes.count
     }
 }

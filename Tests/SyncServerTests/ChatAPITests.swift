@@ -80,7 +80,11 @@ struct ChatAPITests {
             // Messages written by a device, read back through the API a page at a time.
             let store = try ChatStore.inMemory()
             let session = try store.createSession(title: "device", agent: "a", provider: "p", model: "m", projectPath: "/")
-            for index in 0..<5 { try store.appendUserMessage(sessionID: session.id, text: "message \(index)") }
+            for index in 0..<5 {
+                // Messages order by (created_at, id): a new millisecond for each, or ids decide.
+                try await Task.sleep(for: .milliseconds(2))
+                try store.appendUserMessage(sessionID: session.id, text: "message \(index)")
+            }
             let (push, _) = try await Replicas.pushRequest(store)
             #expect(try await client.push(push, token: token).status == .ok)
             var texts: [String] = []

@@ -9,12 +9,20 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
     public var transport: Transport
     public var pushBatchSize: Int
     public var pullPageSize: Int
+    /// Whether `pullAll` requests the next page while it applies the current one, so the
+    /// server's and the network's time overlap the local apply. Pages are still applied one
+    /// after the other, each with its cursor; a prefetched page whose predecessor failed to
+    /// apply is dropped (pulls are read-only). Deterministic simulations turn it off.
+    public var prefetchPages: Bool
 
-    public init(storage: Storage, transport: Transport, pushBatchSize: Int = 500, pullPageSize: Int = 500) {
+    public init(
+        storage: Storage, transport: Transport, pushBatchSize: Int = 500, pullPageSize: Int = 500, prefetchPages: Bool = true
+    ) {
         self.storage = storage
         self.transport = transport
         self.pushBatchSize = pushBatchSize
         self.pullPageSize = pullPageSize
+        self.prefetchPages = prefetchPages
     }
 
     public struct Report: Sendable, Equatable {
@@ -66,10 +74,17 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
         var report = Report()
         var cursor = try await storage.pullCursor()
         var reset = false
+        var next: Task<PullResponse, any Error>?
+        defer { next?.cancel() }
         while true {
             let page: PullResponse
             do {
-                page = try await transport.pull(cursor: cursor, limit: pullPageSize)
+                if let prefetched = next {
+                    next = nil
+                    page = try await prefetched.value
+                } else {
+                    page = try await transport.pull(cursor: cursor, limit: pullPageSize)
+                }
             } catch SyncError.rejected(410, "cursor_expired", _) where !reset {
                 // Deletes newer than our cursor were pruned: start over, keeping unpushed work.
                 try await storage.beginReset()
@@ -84,6 +99,10 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
             }
             guard !page.hasMore || page.cursor > cursor else {
                 throw SyncError.server("the server announced more changes but its cursor did not advance")
+            }
+            if prefetchPages, page.hasMore {
+                let (transport, after, limit) = (transport, page.cursor, pullPageSize)
+                next = Task { try await transport.pull(cursor: after, limit: limit) }
             }
             report.pulled += page.changes.count
             report.applied += try await storage.applyPull(page)
