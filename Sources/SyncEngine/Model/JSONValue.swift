@@ -122,7 +122,8 @@ public enum WireJSON {
     /// the collection is contiguous.
     public static func decode<T: Decodable>(_ type: T.Type, utf8 bytes: some Collection<UInt8>) throws -> T {
         let fast: T?? = bytes.withContiguousStorageIfAvailable { FastJSON.decodeIfFast(type, from: UnsafeRawBufferPointer($0)) }
-        if let value = fast ?? nil { return value }
+        guard let fast else { return try decode(type, from: Data(bytes)) }
+        if let value = fast { return value }
         return try decoder().decode(type, from: Data(bytes))
     }
 }
