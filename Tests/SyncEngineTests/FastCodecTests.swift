@@ -62,6 +62,13 @@ struct FastCodecTests {
         #expect(FastJSON.encodeIfFast(WireProtocolTests.errorBody) == nil)
         #expect(FastJSON.encodeIfFast([1, 2]) == nil)
         #expect(FastJSON.encodeIfFast(["a": Int64(1)]) == nil)
+        Array(WireProtocolTests.pushRequestJSON.utf8).withUnsafeBytes { bytes in
+            #expect(FastJSON.decodeIfFast(PushRequest.self, from: bytes) == WireProtocolTests.pushRequest)
+            #expect(FastJSON.decodeIfFast(ErrorBody.self, from: bytes) == nil)
+        }
+        Array(#"{"changes":[],"protocolVersion":1,"replicaID":"dev a"}"#.utf8).withUnsafeBytes { bytes in
+            #expect(FastJSON.decodeIfFast(PushRequest.self, from: bytes) == nil)
+        }
     }
 
     @Test func keyOrderMatchesFoundation() throws {
