@@ -126,6 +126,23 @@ struct BadRequestTests {
         }
     }
 
+    @Test("a malformed push is refused with where it is wrong, in Foundation's words", arguments: [
+        (#"{"changes":[{"id":"m1","vv":{}}],"protocolVersion":1,"replicaID":"dev-a"}"#, #"missing key "table" at changes.0"#),
+        (#"{"changes":[{"id":"m1","table":"messages","vv":5}],"protocolVersion":1,"replicaID":"dev-a"}"#, "wrong type at changes.0.vv"),
+        (#"{"changes":[{"fields":{"title":{"t":"nope","v":"t"}},"id":"s","table":"sessions"}],"protocolVersion":1,"replicaID":"dev-a"}"#,
+         #"a stamp is "<16 hex digits>@<replica id>" at changes.0.fields.title.t"#),
+        (#"{"changes":[],"protocolVersion":1,"replicaID":"dev a"}"#, "a replica id is 1-64 characters of A-Z a-z 0-9 _ - at replicaID"),
+        (#"{"changes":[],"protocolVersion":1,"replicaID":"dev-a"} x"#, "The given data was not valid JSON. at the top level"),
+    ])
+    func malformedPushMessages(body: String, message: String) async throws {
+        try await Harness.run { api, client in
+            let (_, token) = try await TestDatabase.makeUser(client)
+            let response = try await api.send(.post, "/v1/sync/push", token: token, body: Data(body.utf8))
+            #expect(response.status == .badRequest)
+            #expect(response.errorBody?.error.message == "the body is not a valid push request: \(message)")
+        }
+    }
+
     @Test("a body over the size limit gets 413")
     func oversizedBody() async throws {
         try await Harness.run(maxPushBytes: 1_024) { api, client in

@@ -82,6 +82,12 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 /// The one JSON configuration the project uses for stored and wire text: sorted keys make the
 /// text of equal values identical, which keeps stored rows and golden fixtures stable.
+///
+/// `encode`, `encodeString` and `decode` take a hand-written codec (`FastJSON`) for the sync
+/// types (`JSONValue`, stamps, vectors, `RowChange`, `RowMeta`, the protocol messages,
+/// `[String]`), which writes the same bytes as `encoder()` and reads what `decoder()` reads.
+/// Every other type, and any input the fast codec does not accept, goes through Foundation, so
+/// errors are Foundation's, word for word.
 public enum WireJSON {
     public static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
@@ -92,18 +98,32 @@ public enum WireJSON {
     public static func decoder() -> JSONDecoder { JSONDecoder() }
 
     public static func encode(_ value: some Encodable) throws -> Data {
-        try encoder().encode(value)
+        if let bytes = FastJSON.encodeIfFast(value) { return Data(bytes) }
+        return try encoder().encode(value)
     }
 
     public static func encodeString(_ value: some Encodable) throws -> String {
-        String(decoding: try encoder().encode(value), as: UTF8.self)
+        if let bytes = FastJSON.encodeIfFast(value) { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: try encoder().encode(value), as: UTF8.self)
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try decoder().decode(type, from: data)
+        if let value = data.withUnsafeBytes({ FastJSON.decodeIfFast(type, from: $0) }) { return value }
+        return try decoder().decode(type, from: data)
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
-        try decoder().decode(type, from: Data(text.utf8))
+        var text = text
+        if let value = text.withUTF8({ FastJSON.decodeIfFast(type, from: UnsafeRawBufferPointer($0)) }) { return value }
+        return try decoder().decode(type, from: Data(text.utf8))
+    }
+
+    /// Decodes UTF-8 bytes held in any collection (a request body), without copying them when
+    /// the collection is contiguous.
+    public static func decode<T: Decodable>(_ type: T.Type, utf8 bytes: some Collection<UInt8>) throws -> T {
+        let fast: T?? = bytes.withContiguousStorageIfAvailable { FastJSON.decodeIfFast(type, from: UnsafeRawBufferPointer($0)) }
+        guard let fast else { return try decode(type, from: Data(bytes)) }
+        if let value = fast { return value }
+        return try decoder().decode(type, from: Data(bytes))
     }
 }

@@ -20,7 +20,7 @@ struct JSONBody {
         guard buffer.readableBytes > 0 else { return JSONBody(fields: [:]) }
         let value: JSONValue
         do {
-            value = try WireJSON.decoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            value = try WireJSON.decode(JSONValue.self, utf8: buffer.readableBytesView)
         } catch {
             throw APIError.badRequest("the body is not valid JSON")
         }

@@ -95,7 +95,7 @@ struct SyncController {
 
     private func decodePush(_ body: ByteBuffer) throws -> PushRequest {
         do {
-            return try WireJSON.decoder().decode(PushRequest.self, from: Data(body.readableBytesView))
+            return try WireJSON.decode(PushRequest.self, utf8: body.readableBytesView)
         } catch let error as DecodingError {
             throw APIError.badRequest("the body is not a valid push request: \(error.summary)")
         } catch {
