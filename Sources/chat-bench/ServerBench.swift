@@ -162,6 +162,35 @@ enum ServerBench {
                              note: "raw: COPY into plain tables; ours: HTTP + JSON + merge + Postgres, one replica"))
         figures.append(.cost(2, "Push ingest", "push latency p50 (\(options.pushBatch) changes)", unit: "ms",
                              ours: latencies.percentile(50) * 1e3, raw: nil))
+        // Where the time goes: the same pushes straight into the repository the server uses
+        // (merge + PostgreSQL, no HTTP, no JSON), for another user, and the JSON both ends
+        // spend on them, each on its own.
+        let (inProcessUser, _) = try await context.user("bench-push-direct")
+        // The same shape of history under other ids (ids belong to one user).
+        var directGenerator = SyntheticHistory(device: "direct\(inProcessUser.id)", seed: 2)
+        let directRows = directGenerator.generate(messages: options.pushMessages)
+        let directRequests = batches(directRows, size: options.pushBatch).map {
+            PushRequest(replicaID: directGenerator.replica, changes: $0)
+        }
+        let repository = PostgresSyncRepository(client: context.client, logger: context.logger)
+        let directStart = nowNanos()
+        for request in directRequests {
+            let response = try await repository.push(userID: inProcessUser.id, request: request)
+            guard response.results.count == request.changes.count else { throw BenchFailure("a direct push lost results") }
+        }
+        let directSeconds = Double(nowNanos() - directStart) / 1e9
+        var bodies: [Data] = []
+        let (_, encodeSeconds) = try timed { bodies = try requests.map { try WireJSON.encode($0) } }
+        let (_, decodeSeconds) = try timed { for body in bodies { _ = try WireJSON.decode(PushRequest.self, from: body) } }
+        log(String(format: "  of which: merge + PostgreSQL in process %.2f s (%.0f changes/s), JSON encode %.2f s, decode %.2f s (%.1f MB)",
+                   directSeconds, Double(rows.count) / directSeconds, encodeSeconds, decodeSeconds,
+                   Double(bodies.reduce(0) { $0 + $1.count }) / 1_048_576))
+        figures.append(.rate(2, "Push ingest", "merge + PostgreSQL alone, in process", unit: "changes/s",
+                             ours: Double(rows.count) / directSeconds, raw: rawRate,
+                             note: "the server's repository called directly: no HTTP, no JSON"))
+        details["push.directSeconds"] = directSeconds
+        details["push.encodeSeconds"] = encodeSeconds
+        details["push.decodeSeconds"] = decodeSeconds
         details["push.rows"] = Double(rows.count)
         details["push.seconds"] = pushSeconds
         details["push.copySeconds"] = copySeconds
@@ -195,6 +224,27 @@ enum ServerBench {
                              target: "< 200 MB at 1M rows", met: growth.map { $0 < 200 },
                              note: "\(rowCount) rows; process peak \(peak.map { String(format: "%.0f MB", Double($0) / 1_048_576) } ?? "?")"
                                  + (wasReset ? "" : "; VmHWM not reset")))
+        // Where the time goes: the server's page reads in process (no HTTP, no JSON), and the
+        // JSON of those pages encoded (server) and decoded (client).
+        var pages: [PullResponse] = []
+        var pageCursor: Int64 = 0
+        let readStart = nowNanos()
+        while true {
+            let page = try await repository.pull(userID: user.id, cursor: pageCursor, limit: options.pageSize)
+            pages.append(page)
+            pageCursor = page.cursor
+            if !page.hasMore { break }
+        }
+        let readSeconds = Double(nowNanos() - readStart) / 1e9
+        var pageBodies: [Data] = []
+        let (_, pageEncodeSeconds) = try timed { pageBodies = try pages.map { try WireJSON.encode($0) } }
+        let (_, pageDecodeSeconds) = try timed { for body in pageBodies { _ = try WireJSON.decode(PullResponse.self, from: body) } }
+        log(String(format: "  of which: page reads in process %.2f s (%.0f rows/s), JSON encode %.2f s, decode %.2f s (%.1f MB)",
+                   readSeconds, Double(rowCount) / readSeconds, pageEncodeSeconds, pageDecodeSeconds,
+                   Double(pageBodies.reduce(0) { $0 + $1.count }) / 1_048_576))
+        details["bootstrap.server.readSeconds"] = readSeconds
+        details["bootstrap.server.encodeSeconds"] = pageEncodeSeconds
+        details["bootstrap.server.decodeSeconds"] = pageDecodeSeconds
         details["bootstrap.server.seconds"] = bootSeconds
         details["bootstrap.server.rawSeconds"] = rawSeconds
         details["bootstrap.server.rows"] = Double(rowCount)

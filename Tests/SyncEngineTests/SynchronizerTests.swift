@@ -312,10 +312,11 @@ struct SynchronizerTests {
 
     /// Each apply waits until the next page has been requested: that only happens when the
     /// synchronizer asks for page N + 1 before page N is applied.
-    @Test func pullAllRequestsTheNextPageWhileItAppliesTheCurrentOne() async throws {
+    @Test(.timeLimit(.minutes(1)))
+    func pullAllRequestsTheNextPageWhileItAppliesTheCurrentOne() async throws {
         let log = EventLog()
         let transport = FakeTransport(log: log, pages: Self.chain)
-        let storage = GatedStorage(log: log, failAt: nil)
+        let storage = GatedStorage(log: log, failAt: nil, waitForNextRequest: true)
         let report = try await Synchronizer(storage: storage, transport: transport).pullAll()
         #expect(report.cursor == 12 && report.pulled == 4)
         #expect(await storage.applied == [3, 6, 8, 12], "pages are applied one after the other, in order")
@@ -323,11 +324,12 @@ struct SynchronizerTests {
         #expect(await transport.pulls.map(\.cursor) == [0, 3, 6, 8])
     }
 
-    /// Without prefetching the same gate never opens: the test above could fail.
+    /// Without prefetching no apply ever sees the next request (the test above would hang and
+    /// hit its time limit).
     @Test func withoutPrefetchTheApplyNeverSeesTheNextRequest() async throws {
         let log = EventLog()
         let transport = FakeTransport(log: log, pages: Self.chain)
-        let storage = GatedStorage(log: log, failAt: nil, patienceMillis: 50)
+        let storage = GatedStorage(log: log, failAt: nil, waitForNextRequest: false)
         _ = try await Synchronizer(storage: storage, transport: transport, prefetchPages: false).pullAll()
         #expect(await storage.overlapped.isEmpty)
         #expect(await storage.applied == [3, 6, 8, 12])
@@ -338,7 +340,7 @@ struct SynchronizerTests {
     @Test func aFailedApplyDropsThePrefetchedPage() async throws {
         let log = EventLog()
         let transport = FakeTransport(log: log, pages: Self.chain)
-        let storage = GatedStorage(log: log, failAt: 6)
+        let storage = GatedStorage(log: log, failAt: 6, waitForNextRequest: false)
         await #expect(throws: GatedStorage.Failure.self) {
             _ = try await Synchronizer(storage: storage, transport: transport).pullAll()
         }
@@ -352,7 +354,7 @@ struct SynchronizerTests {
         let log = EventLog()
         let transport = FakeTransport(log: log, pages: Self.chain)
         await transport.failPull(at: 6, .server("503"))
-        let storage = GatedStorage(log: log, failAt: nil, patienceMillis: 50)
+        let storage = GatedStorage(log: log, failAt: nil, waitForNextRequest: false)
         let sync = Synchronizer(storage: storage, transport: transport)
         let error = await #expect(throws: SyncError.self) { _ = try await sync.pullAll() }
         #expect(error == .server("503"))
@@ -364,25 +366,24 @@ struct SynchronizerTests {
     }
 }
 
-/// Storage whose `applyPull` waits (up to `patienceMillis`) for the transport to be asked for
-/// the page after the one being applied, and records whether that happened.
+/// Storage that records, for each applied page with more to come, whether the request for
+/// the next page had already been made. With `waitForNextRequest` the apply waits (as long as
+/// it takes) until it has; without, it looks once.
 actor GatedStorage: SyncStorage {
     struct Failure: Error {}
 
     nonisolated let replicaID = ReplicaID("dev-g")
     let log: EventLog
     let failAt: Int64?
-    let patienceMillis: Int
+    let waitForNextRequest: Bool
     private(set) var cursor: Int64 = 0
     private(set) var applied: [Int64] = []
     private(set) var overlapped: [Int64] = []
 
-    /// The default patience is long because a loaded machine (the whole suite on two cores)
-    /// can keep the prefetch task waiting for seconds; the test fails only if it never runs.
-    init(log: EventLog, failAt: Int64?, patienceMillis: Int = 60_000) {
+    init(log: EventLog, failAt: Int64?, waitForNextRequest: Bool) {
         self.log = log
         self.failAt = failAt
-        self.patienceMillis = patienceMillis
+        self.waitForNextRequest = waitForNextRequest
     }
 
     func pendingCount() async throws -> Int { 0 }
@@ -395,12 +396,12 @@ actor GatedStorage: SyncStorage {
     func applyPull(_ page: PullResponse) async throws -> Int {
         if page.cursor == failAt { throw Failure() }
         if page.hasMore {
-            let deadline = ContinuousClock.now + .milliseconds(patienceMillis)
-            while ContinuousClock.now < deadline {
+            while true {
                 if await log.events.contains("pull \(page.cursor)") {
                     overlapped.append(page.cursor)
                     break
                 }
+                guard waitForNextRequest else { break }
                 try await Task.sleep(for: .milliseconds(1))
             }
         }

@@ -5,14 +5,14 @@ import SyncEngine
 /// `ReconcileStore` for one whole push batch, with a handful of round trips instead of several
 /// per change.
 ///
-/// - `prefetch` loads every row the batch names, and every parent a new row names, with one
-///   `WHERE id = ANY($1)` query per table, plus one tombstone query for the ids not found live.
+/// - `prefetch` loads every row the batch names, and every parent a new row names, live rows
+///   and tombstones of every table in one query.
 /// - `load` answers from what this batch stored, then from the prefetched rows; a row not
 ///   prefetched is read from the database as before (and remembered).
 /// - `store` only buffers the newest state per row. `flush` writes the buffer: one `DELETE`
-///   per table for the rows that became tombstones, one multi-row
-///   `INSERT … SELECT FROM jsonb_to_recordset(…) ON CONFLICT DO UPDATE` per table for the live
-///   rows (parents first), and one multi-row upsert of `sync_tombstones`.
+///   per table for the rows that became tombstones, one statement for the live rows (a
+///   multi-row `INSERT … SELECT FROM jsonb_to_recordset(…) ON CONFLICT DO UPDATE` per table,
+///   each a `WITH` branch), and one multi-row upsert of `sync_tombstones`.
 /// - `liveRow` and `liveDescendants` query the database, so they flush first.
 ///
 /// The merge itself (`Reconciler`) is unchanged; the final database state equals the one the
@@ -47,7 +47,8 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
         self.logger = logger
     }
 
-    /// Loads every row `changes` name, and the parents their new rows name.
+    /// Loads every row `changes` name, and the parents their new rows name, live or as
+    /// tombstones, in one round trip (`PostgresRowIO.loadMany`).
     func prefetch(_ changes: [RowChange]) async throws {
         var ids: [String: Set<String>] = [:]
         for change in changes {
@@ -57,37 +58,20 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
                 ids[parent.table, default: []].insert(parentID)
             }
         }
-        var missing: [(table: String, id: String)] = []
-        for schema in ChatSchema.tables {
-            guard let wanted = ids[schema.name], !wanted.isEmpty else { continue }
-            let list = wanted.filter { cache[RowKey(table: schema.name, id: $0)] == nil }
+        var wanted: [String: [String]] = [:]
+        var keys: [RowKey] = []
+        for (table, tableIDs) in ids {
+            let list = tableIDs.filter { cache[RowKey(table: table, id: $0)] == nil }
             guard !list.isEmpty else { continue }
-            var found: Set<String> = []
-            let sql = "SELECT \(PostgresRowIO.selectList(schema)) FROM \(PostgresRowIO.quoted(schema.name)) WHERE id = ANY($1)"
-            var binds = PostgresBindings()
-            binds.append(Array(list))
-            queries += 1
-            for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
-                let stored = try PostgresRowIO.decode(row, schema: schema)
-                found.insert(stored.state.id)
-                cache[stored.state.key] = .some(OwnedRow(state: stored.state, ownerID: stored.ownerID))
-            }
-            missing += list.filter { !found.contains($0) }.map { (schema.name, $0) }
+            wanted[table] = Array(list)
+            keys += list.map { RowKey(table: table, id: $0) }
         }
-        guard !missing.isEmpty else { return }
-        // The ids not found live, of every table at once: deleted rows, or new ones.
-        for entry in missing { cache.updateValue(nil, forKey: RowKey(table: entry.table, id: entry.id)) }
-        var binds = PostgresBindings()
-        binds.append(missing.map(\.table))
-        binds.append(missing.map(\.id))
+        guard !keys.isEmpty else { return }
         queries += 1
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
-            SELECT table_name, row_id, owner_id, sync_meta::text FROM sync_tombstones
-            WHERE (table_name, row_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-            """, binds: binds), logger: logger)
-        for try await (table, id, ownerID, metaText) in rows.decode((String, String, Int64, String).self) {
-            let meta = try WireJSON.decode(RowMeta.self, from: metaText)
-            cache[RowKey(table: table, id: id)] = .some(OwnedRow(state: meta.state(table: table, id: id, values: [:]), ownerID: ownerID))
+        let found = try await PostgresRowIO.loadMany(connection, ids: wanted, tombstones: keys, ownerID: nil, logger: logger)
+        for key in keys {
+            // Absent (a new row) is remembered as nil, so `load` does not ask again.
+            cache.updateValue(found[key].map { OwnedRow(state: $0.state, ownerID: $0.ownerID) }, forKey: key)
         }
     }
 
@@ -151,11 +135,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
                     """, binds: binds), logger: logger)
             }
         }
-        for schema in ChatSchema.tables {
-            let rows = entries.filter { $0.state.table == schema.name && !$0.state.isDeleted }
-            guard !rows.isEmpty else { continue }
-            try await upsert(rows, schema: schema)
-        }
+        try await upsert(entries.filter { !$0.state.isDeleted })
         if !deleted.isEmpty {
             var binds = PostgresBindings()
             binds.append(deleted.map(\.state.table))
@@ -178,32 +158,43 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
         }
     }
 
-    /// One multi-row upsert: the rows travel as one JSON array, read with `jsonb_to_recordset`.
-    private func upsert(_ rows: [Pending], schema: TableSchema) async throws {
-        var json = "["
-        json.reserveCapacity(rows.count * 1_024)
-        for (offset, row) in rows.enumerated() {
-            if offset > 0 { json += "," }
-            let values = row.state.materialized(schema: schema)
-            json += "{\"id\":"
-            JSONText.appendString(row.state.id, to: &json)
-            json += ",\"owner_id\":\(row.ownerID),\"sync_seq\":\(row.seq),\"sync_meta\":"
-            JSONText.append(RowMeta(of: row.state), to: &json)
-            for (index, column) in schema.columns.enumerated() {
-                json += ",\"c\(index)\":"
-                try JSONText.append(values[column.name] ?? .null, type: column.type, to: &json)
-            }
-            json += "}"
-        }
-        json += "]"
+    /// The live rows of every table in one statement: one multi-row upsert per table, each a
+    /// data-modifying `WITH` branch whose rows travel as one JSON array read with
+    /// `jsonb_to_recordset`. PostgreSQL checks foreign keys at the end of the statement, so a
+    /// child may name a parent upserted by a sibling branch.
+    private func upsert(_ entries: [Pending]) async throws {
+        var branches: [String] = []
         var binds = PostgresBindings()
-        binds.append(json)
+        for schema in ChatSchema.tables {
+            let rows = entries.filter { $0.state.table == schema.name }
+            guard !rows.isEmpty else { continue }
+            var json = "["
+            json.reserveCapacity(rows.count * 1_024)
+            for (offset, row) in rows.enumerated() {
+                if offset > 0 { json += "," }
+                let values = row.state.materialized(schema: schema)
+                json += "{\"id\":"
+                JSONText.appendString(row.state.id, to: &json)
+                json += ",\"owner_id\":\(row.ownerID),\"sync_seq\":\(row.seq),\"sync_meta\":"
+                JSONText.append(RowMeta(of: row.state), to: &json)
+                for (index, column) in schema.columns.enumerated() {
+                    json += ",\"c\(index)\":"
+                    try JSONText.append(values[column.name] ?? .null, type: column.type, to: &json)
+                }
+                json += "}"
+            }
+            json += "]"
+            binds.append(json)
+            branches.append("\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(Self.upsertSQL(schema, parameter: binds.count)) RETURNING 1)")
+        }
+        guard !branches.isEmpty else { return }
         queries += 1
-        try await connection.query(PostgresQuery(unsafeSQL: Self.upsertSQL(schema), binds: binds), logger: logger)
+        let sql = "WITH \(branches.joined(separator: ",\n")) SELECT 1"
+        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
     }
 
     /// The recordset names columns `c0`, `c1`, … so that no column name needs quoting in JSON.
-    static func upsertSQL(_ schema: TableSchema) -> String {
+    static func upsertSQL(_ schema: TableSchema, parameter: Int = 1) -> String {
         let columns = schema.columns.map { PostgresRowIO.quoted($0.name) }
         var definitions = ["id text", "owner_id int8", "sync_seq int8", "sync_meta jsonb"]
         var expressions = ["r.id", "r.owner_id"]
@@ -226,7 +217,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
         return """
             INSERT INTO \(table) (id, owner_id, \(columns.joined(separator: ", ")), sync_seq, sync_meta)
             SELECT \(expressions.joined(separator: ", "))
-            FROM jsonb_to_recordset($1::jsonb) AS r(\(definitions.joined(separator: ", ")))
+            FROM jsonb_to_recordset($\(parameter)::jsonb) AS r(\(definitions.joined(separator: ", ")))
             ON CONFLICT (id) DO UPDATE SET \(updates)
             WHERE \(table).owner_id = EXCLUDED.owner_id
             """

@@ -79,6 +79,63 @@ enum PostgresRowIO {
         return nil
     }
 
+    /// Rows of several tables in one round trip: the live rows with these ids (of `ownerID`, or
+    /// of anyone when it is nil) and, for `tombstones`, the tombstones with these keys. One
+    /// `UNION ALL` branch per table, each an index lookup by id; since the branches must agree
+    /// on their columns, a row's values come back as one JSON array (`json_build_array` of the
+    /// same expressions `selectList` reads, JSON columns nested as they are), which gives the
+    /// same values `decode` reads.
+    static func loadMany(
+        _ connection: PostgresConnection, ids: [String: [String]], tombstones: [RowKey] = [], ownerID: Int64?, logger: Logger
+    ) async throws -> [RowKey: Stored] {
+        var branches: [String] = []
+        var binds = PostgresBindings()
+        var schemas: [String: TableSchema] = [:]
+        // "AND <alias>owner_id = $1" when the rows must belong to `ownerID`.
+        func ownedBy(_ alias: String) -> String { ownerID == nil ? "" : " AND \(alias)owner_id = $1" }
+        if let ownerID { binds.append(ownerID) }
+        for schema in ChatSchema.tables {
+            guard let list = ids[schema.name], !list.isEmpty else { continue }
+            schemas[schema.name] = schema
+            binds.append(list)
+            let values = schema.fieldColumns.map { column in
+                column.type == .json ? "t.\(quoted(column.name))" : readExpression(column, prefix: "t.")
+            }
+            branches.append("""
+                SELECT '\(schema.name)'::text, t.id, t.owner_id, t.sync_meta::text, json_build_array(\(values.joined(separator: ", ")))::text
+                FROM \(quoted(schema.name)) t WHERE t.id = ANY($\(binds.count))\(ownedBy("t."))
+                """)
+        }
+        if !tombstones.isEmpty {
+            binds.append(tombstones.map(\.table))
+            binds.append(tombstones.map(\.id))
+            branches.append("""
+                SELECT table_name, row_id, owner_id, sync_meta::text, NULL::text FROM sync_tombstones
+                WHERE (table_name, row_id) IN (SELECT * FROM unnest($\(binds.count - 1)::text[], $\(binds.count)::text[]))\(ownedBy(""))
+                """)
+        }
+        guard !branches.isEmpty else { return [:] }
+        var result: [RowKey: Stored] = [:]
+        let rows = try await connection.query(
+            PostgresQuery(unsafeSQL: branches.joined(separator: "\nUNION ALL\n"), binds: binds), logger: logger)
+        for try await (table, id, ownerID, metaText, valuesText) in rows.decode((String, String, Int64, String, String?).self) {
+            let meta = try WireJSON.decode(RowMeta.self, from: metaText)
+            let key = RowKey(table: table, id: id)
+            guard let valuesText else {
+                // A tombstone. A live row with the same key (which the merge never leaves) wins.
+                if result[key] == nil { result[key] = Stored(state: meta.state(table: table, id: id, values: [:]), ownerID: ownerID) }
+                continue
+            }
+            guard let schema = schemas[table], case .array(let list) = try WireJSON.decode(JSONValue.self, from: valuesText),
+                  list.count == schema.fieldColumns.count
+            else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
+            var values: [String: JSONValue] = [:]
+            for (column, value) in zip(schema.fieldColumns, list) { values[column.name] = value }
+            result[key] = Stored(state: meta.state(table: table, id: id, values: values), ownerID: ownerID)
+        }
+        return result
+    }
+
     /// Live rows of one user by id.
     static func loadLive(
         _ connection: PostgresConnection, _ schema: TableSchema, ids: [String], ownerID: Int64, logger: Logger

@@ -81,36 +81,22 @@ public struct PostgresSyncRepository: SyncRepository {
             binds.append(userID)
             binds.append(cursor)
             binds.append(Int64(limit + 1))
-            var page: [(table: String, id: String, seq: Int64)] = []
-            var hasTombstones = false
+            var page: [(table: String, id: String, seq: Int64, deleted: Bool)] = []
             for try await (table, id, seq, deleted) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
                 .decode((String, String, Int64, Bool).self)
             {
-                page.append((table, id, seq))
-                hasTombstones = hasTombstones || deleted
+                page.append((table, id, seq, deleted))
             }
             let hasMore = page.count > limit
             if hasMore { page.removeLast() }
 
-            var live: [String: [String: RowChange]] = [:]
-            for schema in ChatSchema.tables {
-                let ids = page.filter { $0.table == schema.name }.map(\.id)
-                live[schema.name] = try await PostgresRowIO.loadLive(connection, schema, ids: ids, ownerID: userID, logger: logger)
-            }
-            var tombstones: [RowKey: RowChange] = [:]
-            if hasTombstones {
-                let tombstoneRows = try await connection.query("""
-                    SELECT table_name, row_id, sync_meta::text FROM sync_tombstones
-                    WHERE owner_id = \(userID) AND sync_seq > \(cursor) AND sync_seq <= \(page.last?.seq ?? cursor)
-                    """, logger: logger)
-                for try await (table, id, metaText) in tombstoneRows.decode((String, String, String).self) {
-                    let meta = try WireJSON.decode(RowMeta.self, from: metaText)
-                    tombstones[RowKey(table: table, id: id)] = meta.state(table: table, id: id, values: [:])
-                }
-            }
-            let changes = page.compactMap { entry in
-                live[entry.table]?[entry.id] ?? tombstones[RowKey(table: entry.table, id: entry.id)]
-            }
+            // The page's live rows and tombstones, every table in one round trip.
+            var ids: [String: [String]] = [:]
+            for entry in page where !entry.deleted { ids[entry.table, default: []].append(entry.id) }
+            let stored = try await PostgresRowIO.loadMany(
+                connection, ids: ids, tombstones: page.filter(\.deleted).map { RowKey(table: $0.table, id: $0.id) },
+                ownerID: userID, logger: logger)
+            let changes = page.compactMap { stored[RowKey(table: $0.table, id: $0.id)]?.state }
             let last = page.last?.seq ?? cursor
             var conflicts: [Conflict] = []
             if last > cursor {
