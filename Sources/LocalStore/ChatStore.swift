@@ -60,8 +60,31 @@ public final class ChatStore: Sendable {
 
     public static let systemNow: @Sendable () -> Millis = { Millis((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
-    /// A new random row id.
-    public static func newID() -> String { UUID().uuidString.lowercased() }
+    /// A new random row id: a version 4 UUID in lower case. Built from two `getrandom` words
+    /// (`SystemRandomNumberGenerator`) rather than Foundation's `UUID()`, which on Linux opens,
+    /// reads and closes `/dev/urandom` for every id.
+    public static func newID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = (generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
+        let low = (generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var position = 0
+            func put(_ word: UInt64, nibbles: ClosedRange<Int>) {
+                for index in nibbles.reversed() {
+                    if position == 8 || position == 13 || position == 18 || position == 23 {
+                        buffer[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    buffer[position] = digits[Int((word >> UInt64(index * 4)) & 0xF)]
+                    position += 1
+                }
+            }
+            put(high, nibbles: 0...15)
+            put(low, nibbles: 0...15)
+            return position
+        }
+    }
 
     /// The next stamp for a local write, from the clock persisted in the same transaction.
     func nextStamp(_ db: Database) throws -> Stamp {

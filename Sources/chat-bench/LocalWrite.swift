@@ -11,6 +11,9 @@ struct LocalWriteResult {
     var rawThroughput: Double
     var rawBatchedThroughput: Double
     var batchSize: Int
+    /// Database pages written to the WAL per append (4 KiB each), ours and raw.
+    var oursPagesPerWrite: Double
+    var rawPagesPerWrite: Double
 }
 
 enum LocalWriteBench {
@@ -75,10 +78,33 @@ enum LocalWriteBench {
             batchedSeconds += seconds
             done += n
         }
+        // What each side writes: pages appended to the WAL by 50 appends after a truncating
+        // checkpoint (50 appends stay below the 1,000-page automatic checkpoint).
+        let oursPath = directory.appendingPathComponent("write-ours.sqlite").path
+        let rawPath = directory.appendingPathComponent("write-raw.sqlite").path
+        let oursPages = try walPages(path: oursPath, appends: 50) {
+            try store.appendUserMessage(sessionID: session.id, text: texts[$0 % texts.count])
+        }
+        let rawPages = try walPages(path: rawPath, appends: 50) { i in
+            try raw.write { db in try rawAppend(db, sessionID: rawSession, text: texts[i % texts.count]) }
+        }
+        log(String(format: "  WAL pages per append: ours %.1f, raw %.1f", oursPages, rawPages))
         return LocalWriteResult(
             ours: ours, raw: rawSamples, oursThroughput: Double(writes) / ours.total,
             rawThroughput: Double(writes) / rawSamples.total, rawBatchedThroughput: Double(writes) / batchedSeconds,
-            batchSize: batchSize)
+            batchSize: batchSize, oursPagesPerWrite: oursPages, rawPagesPerWrite: rawPages)
+    }
+
+    /// WAL frames written per append: checkpoint the file (from a connection of our own) so
+    /// that the WAL restarts, run `appends` appends, and count the frames the WAL then holds.
+    static func walPages(path: String, appends: Int, _ append: (Int) throws -> Void) throws -> Double {
+        let checkpointer = try DatabaseQueue(path: path)
+        try checkpointer.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        for i in 0..<appends { try append(i) }
+        let pageSize = try checkpointer.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } ?? 4_096
+        let bytes = (try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)?.intValue ?? 0
+        // A WAL file is a 32-byte header and frames of a 24-byte header plus one page.
+        return Double(max(0, bytes - 32) / (pageSize + 24)) / Double(appends)
     }
 
     /// The same rows `appendUserMessage` stores, without sync metadata: the message, its text

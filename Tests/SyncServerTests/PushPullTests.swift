@@ -4,7 +4,7 @@ import HummingbirdTesting
 import LocalStore
 import PostgresNIO
 import SyncEngine
-import SyncServer
+@testable import SyncServer
 import Testing
 import TestSupport
 
@@ -59,6 +59,35 @@ struct PushPullTests {
             for try await (messages, parts, artifacts) in counts.decode((Int64, Int64, Int64).self) {
                 #expect(messages == 2 && parts == 4 && artifacts == 1)
             }
+        }
+    }
+
+    /// Small pages read their rows with one query (values as JSON), large pages with typed
+    /// reads per table: both must give the same states, tombstones and values of every type.
+    @Test("small pages and large pages carry identical row states")
+    func smallAndLargePagesAgree() async throws {
+        try await Harness.run { api, client in
+            let (_, token) = try await TestDatabase.makeUser(client)
+            let a = try ChatStore.inMemory()
+            let deleted = try Replicas.chatHistory(a, title: "Deleted later")
+            _ = try Replicas.chatHistory(a, title: "Kept")
+            let session = try a.createSession(title: nil, agent: "a", provider: "p", model: "m", projectPath: "/")
+            for index in 0..<40 { try a.appendUserMessage(sessionID: session.id, text: "message \(index) \u{1F600} \"quoted\"") }
+            try a.archiveSession(id: session.id)
+            let (first, firstBatch) = try await Replicas.pushRequest(a)
+            let response = try await api.push(first, token: token)
+            #expect(response.status == .ok)
+            try await a.acknowledge(firstBatch, response: try WireJSON.decode(PushResponse.self, from: response.json))
+            try a.deleteSession(id: deleted)
+            let (second, _) = try await Replicas.pushRequest(a)
+            #expect(try await api.push(second, token: token).status == .ok)
+
+            let large = try await api.pullAll(token: token, limit: 1_000)
+            let small = try await api.pullAll(token: token, limit: 7)
+            #expect(large.changes.count > PostgresRowIO.smallBatch, "the large page must take the per-table reads")
+            #expect(large.changes.contains { $0.isDeleted } && large.changes.contains { !$0.isDeleted })
+            #expect(small.changes == large.changes)
+            #expect(small.cursor == large.cursor)
         }
     }
 

@@ -6,7 +6,8 @@ import SyncEngine
 /// per change.
 ///
 /// - `prefetch` loads every row the batch names, and every parent a new row names, live rows
-///   and tombstones of every table in one query.
+///   and tombstones: one query for a small push, one per table plus one for tombstones for a
+///   large one.
 /// - `load` answers from what this batch stored, then from the prefetched rows; a row not
 ///   prefetched is read from the database as before (and remembered).
 /// - `store` only buffers the newest state per row. `flush` writes the buffer: one `DELETE`
@@ -48,7 +49,8 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     }
 
     /// Loads every row `changes` name, and the parents their new rows name, live or as
-    /// tombstones, in one round trip (`PostgresRowIO.loadMany`).
+    /// tombstones: in one round trip (`PostgresRowIO.loadMany`) for a small push, with typed
+    /// reads per table and one tombstone query for a large one.
     func prefetch(_ changes: [RowChange]) async throws {
         var ids: [String: Set<String>] = [:]
         for change in changes {
@@ -67,8 +69,31 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             keys += list.map { RowKey(table: table, id: $0) }
         }
         guard !keys.isEmpty else { return }
-        queries += 1
-        let found = try await PostgresRowIO.loadMany(connection, ids: wanted, tombstones: keys, ownerID: nil, logger: logger)
+        var found: [RowKey: PostgresRowIO.Stored] = [:]
+        if keys.count <= PostgresRowIO.smallBatch {
+            // A small push (a live device's write): everything in one round trip.
+            queries += 1
+            found = try await PostgresRowIO.loadMany(connection, ids: wanted, tombstones: keys, ownerID: nil, logger: logger)
+        } else {
+            // A large push: typed reads per table decode faster; then the tombstones of the ids
+            // not found live.
+            for schema in ChatSchema.tables {
+                guard let list = wanted[schema.name] else { continue }
+                queries += 1
+                let sql = "SELECT \(PostgresRowIO.selectList(schema)) FROM \(PostgresRowIO.quoted(schema.name)) WHERE id = ANY($1)"
+                var binds = PostgresBindings()
+                binds.append(list)
+                for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+                    let stored = try PostgresRowIO.decode(row, schema: schema)
+                    found[stored.state.key] = stored
+                }
+            }
+            let missing = keys.filter { found[$0] == nil }
+            if !missing.isEmpty {
+                queries += 1
+                found.merge(try await PostgresRowIO.loadMany(connection, ids: [:], tombstones: missing, ownerID: nil, logger: logger)) { live, _ in live }
+            }
+        }
         for key in keys {
             // Absent (a new row) is remembered as nil, so `load` does not ask again.
             cache.updateValue(found[key].map { OwnedRow(state: $0.state, ownerID: $0.ownerID) }, forKey: key)

@@ -79,6 +79,10 @@ enum PostgresRowIO {
         return nil
     }
 
+    /// Up to this many rows, reading them with `loadMany` (one round trip, values as JSON) is
+    /// faster than typed reads per table; above it, decoding dominates and typed reads win.
+    static let smallBatch = 64
+
     /// Rows of several tables in one round trip: the live rows with these ids (of `ownerID`, or
     /// of anyone when it is nil) and, for `tombstones`, the tombstones with these keys. One
     /// `UNION ALL` branch per table, each an index lookup by id; since the branches must agree

@@ -90,13 +90,30 @@ public struct PostgresSyncRepository: SyncRepository {
             let hasMore = page.count > limit
             if hasMore { page.removeLast() }
 
-            // The page's live rows and tombstones, every table in one round trip.
             var ids: [String: [String]] = [:]
             for entry in page where !entry.deleted { ids[entry.table, default: []].append(entry.id) }
-            let stored = try await PostgresRowIO.loadMany(
-                connection, ids: ids, tombstones: page.filter(\.deleted).map { RowKey(table: $0.table, id: $0.id) },
-                ownerID: userID, logger: logger)
-            let changes = page.compactMap { stored[RowKey(table: $0.table, id: $0.id)]?.state }
+            let tombstoneKeys = page.filter(\.deleted).map { RowKey(table: $0.table, id: $0.id) }
+            var stored: [RowKey: RowChange] = [:]
+            if page.count <= PostgresRowIO.smallBatch {
+                // A small page (a live device catching up on a write or two): every table in
+                // one round trip.
+                let rows = try await PostgresRowIO.loadMany(connection, ids: ids, tombstones: tombstoneKeys, ownerID: userID, logger: logger)
+                stored = rows.mapValues(\.state)
+            } else {
+                // A large page (a bootstrap): typed reads per table decode faster than one
+                // JSON array per row, and the round trips do not matter at this size.
+                for schema in ChatSchema.tables {
+                    guard let list = ids[schema.name] else { continue }
+                    for (id, state) in try await PostgresRowIO.loadLive(connection, schema, ids: list, ownerID: userID, logger: logger) {
+                        stored[RowKey(table: schema.name, id: id)] = state
+                    }
+                }
+                if !tombstoneKeys.isEmpty {
+                    let rows = try await PostgresRowIO.loadMany(connection, ids: [:], tombstones: tombstoneKeys, ownerID: userID, logger: logger)
+                    stored.merge(rows.mapValues(\.state)) { live, _ in live }
+                }
+            }
+            let changes = page.compactMap { stored[RowKey(table: $0.table, id: $0.id)] }
             let last = page.last?.seq ?? cursor
             var conflicts: [Conflict] = []
             if last > cursor {
