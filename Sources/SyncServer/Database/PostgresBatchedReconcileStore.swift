@@ -137,8 +137,15 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     }
 
     /// Writes every buffered state. Call it before the transaction commits.
-    func flush() async throws {
-        guard !pending.isEmpty else { return }
+    ///
+    /// - Parameter advancing: the user and the sequence number the batch reached: the same
+    ///   statement that writes the live rows sets `users.sync_seq` and sends the `NOTIFY`
+    ///   (delivered only if the transaction commits).
+    func flush(advancing: (userID: Int64, seq: Int64)? = nil) async throws {
+        guard !pending.isEmpty else {
+            if let advancing { try await upsert([], advancing: advancing) }
+            return
+        }
         let entries = Array(pending.values)
         pending = [:]
         for entry in entries {
@@ -160,7 +167,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
                     """, binds: binds), logger: logger)
             }
         }
-        try await upsert(entries.filter { !$0.state.isDeleted })
+        try await upsert(entries.filter { !$0.state.isDeleted }, advancing: advancing)
         if !deleted.isEmpty {
             var binds = PostgresBindings()
             binds.append(deleted.map(\.state.table))
@@ -187,7 +194,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     /// data-modifying `WITH` branch whose rows travel as one JSON array read with
     /// `jsonb_to_recordset`. PostgreSQL checks foreign keys at the end of the statement, so a
     /// child may name a parent upserted by a sibling branch.
-    private func upsert(_ entries: [Pending]) async throws {
+    private func upsert(_ entries: [Pending], advancing: (userID: Int64, seq: Int64)?) async throws {
         var branches: [String] = []
         var binds = PostgresBindings()
         for schema in ChatSchema.tables {
@@ -212,9 +219,18 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             binds.append(json)
             branches.append("\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(Self.upsertSQL(schema, parameter: binds.count)) RETURNING 1)")
         }
+        var select = "SELECT 1"
+        if let advancing {
+            binds.append(advancing.seq)
+            binds.append(advancing.userID)
+            branches.append("bumped AS (UPDATE users SET sync_seq = $\(binds.count - 1) WHERE id = $\(binds.count) RETURNING id)")
+            binds.append(LiveHub.channel)
+            binds.append("\(advancing.userID):\(advancing.seq)")
+            select = "SELECT pg_notify($\(binds.count - 1), $\(binds.count)) FROM bumped"
+        }
         guard !branches.isEmpty else { return }
         queries += 1
-        let sql = "WITH \(branches.joined(separator: ",\n")) SELECT 1"
+        let sql = "WITH \(branches.joined(separator: ",\n")) \(select)"
         try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
     }
 

@@ -37,18 +37,18 @@ public struct PostgresSyncRepository: SyncRepository {
             var seq: Int64?
             for try await value in rows.decode(Int64.self) { seq = value }
             guard let seq else { throw PushRejection.forbidden("the user no longer exists") }
-            let outcome: Reconciler.Outcome
             if batchedIngest {
                 let store = PostgresBatchedReconcileStore(connection: connection, logger: logger)
                 try await store.prefetch(request.changes)
-                outcome = try await Reconciler.reconcile(
+                let outcome = try await Reconciler.reconcile(
                     request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
-                try await store.flush()
-            } else {
-                let store = PostgresReconcileStore(connection: connection, logger: logger)
-                outcome = try await Reconciler.reconcile(
-                    request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+                // The last writes, the new sequence and its announcement in one statement.
+                try await store.flush(advancing: outcome.lastSeq != seq ? (userID, outcome.lastSeq) : nil)
+                return outcome
             }
+            let store = PostgresReconcileStore(connection: connection, logger: logger)
+            let outcome = try await Reconciler.reconcile(
+                request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
             if outcome.lastSeq != seq {
                 // One round trip: the new sequence, and its announcement, delivered to every
                 // listening server instance when (and only if) this commits.
@@ -66,26 +66,36 @@ public struct PostgresSyncRepository: SyncRepository {
         let logger = logger
         // One snapshot for the whole page.
         return try await readOnlySnapshot { connection in
-            if cursor > 0 {
-                let pruned = try await connection.query("SELECT pruned_seq FROM users WHERE id = \(userID)", logger: logger)
-                for try await prunedSeq in pruned.decode(Int64.self) where cursor < prunedSeq {
-                    throw PullRejection.cursorExpired
-                }
-            }
             var branches = ChatSchema.tables.map { schema in
                 "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq, false AS deleted FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
             }
             branches.append("(SELECT table_name, row_id, sync_seq, true AS deleted FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)")
-            let sql = "SELECT table_name, row_id, sync_seq, deleted FROM (\(branches.joined(separator: " UNION ALL "))) page ORDER BY sync_seq LIMIT $3"
+            // Each row also carries the user's `pruned_seq`, which saves a round trip whenever
+            // the page is not empty.
+            let sql = """
+                SELECT table_name, row_id, sync_seq, deleted, (SELECT pruned_seq FROM users WHERE id = $1)
+                FROM (\(branches.joined(separator: " UNION ALL "))) page ORDER BY sync_seq LIMIT $3
+                """
             var binds = PostgresBindings()
             binds.append(userID)
             binds.append(cursor)
             binds.append(Int64(limit + 1))
             var page: [(table: String, id: String, seq: Int64, deleted: Bool)] = []
-            for try await (table, id, seq, deleted) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-                .decode((String, String, Int64, Bool).self)
+            var prunedSeq: Int64?
+            for try await (table, id, seq, deleted, pruned) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                .decode((String, String, Int64, Bool, Int64).self)
             {
                 page.append((table, id, seq, deleted))
+                prunedSeq = pruned
+            }
+            if cursor > 0 {
+                // Deletes after the cursor were pruned: this device must start over. (An empty
+                // page may be empty precisely because they were.)
+                if prunedSeq == nil {
+                    let rows = try await connection.query("SELECT pruned_seq FROM users WHERE id = \(userID)", logger: logger)
+                    for try await value in rows.decode(Int64.self) { prunedSeq = value }
+                }
+                if let prunedSeq, cursor < prunedSeq { throw PullRejection.cursorExpired }
             }
             let hasMore = page.count > limit
             if hasMore { page.removeLast() }
