@@ -38,7 +38,11 @@ let package = Package(
         // The client's SQLite replica.
         .target(
             name: "LocalStore",
-            dependencies: ["SyncEngine", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "SyncEngine", .product(name: "GRDB", package: "GRDB.swift"),
+                // The C API, for the WAL hook that moves checkpoints off the commit path.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The client side of the wire: the sync protocol over HTTP.

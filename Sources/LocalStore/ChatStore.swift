@@ -14,6 +14,8 @@ public final class ChatStore: Sendable {
     public let path: String?
 
     let writer: any DatabaseWriter
+    /// The background checkpointer of a file replica (nil in memory).
+    let checkpointer: Checkpointer?
     let now: @Sendable () -> Millis
     let validator = ChangeValidator()
 
@@ -29,8 +31,12 @@ public final class ChatStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.foreignKeysEnabled = true
+        // Checkpoints run in the background, not in the commit that fills the WAL. The pool
+        // keeps this closure, and so the checkpointer, for as long as its connections live.
+        let checkpointer = Checkpointer(path: path)
+        configuration.prepareDatabase { db in checkpointer.install(on: db) }
         let pool = try DatabasePool(path: path, configuration: configuration)
-        return try ChatStore(writer: pool, path: path, now: now, replicaID: replicaID)
+        return try ChatStore(writer: pool, path: path, now: now, replicaID: replicaID, checkpointer: checkpointer)
     }
 
     /// An in-memory replica, for tests and simulations.
@@ -40,7 +46,10 @@ public final class ChatStore: Sendable {
         return try ChatStore(writer: DatabaseQueue(configuration: configuration), path: nil, now: now, replicaID: replicaID)
     }
 
-    init(writer: any DatabaseWriter, path: String?, now: @escaping @Sendable () -> Millis, replicaID: ReplicaID? = nil) throws {
+    init(
+        writer: any DatabaseWriter, path: String?, now: @escaping @Sendable () -> Millis, replicaID: ReplicaID? = nil,
+        checkpointer: Checkpointer? = nil
+    ) throws {
         try LocalMigrations.migrator.migrate(writer)
         self.replicaID = try writer.write { db in
             if let existing = try String.fetchOne(db, sql: "SELECT replica_id FROM sync_state WHERE id = 1") {
@@ -54,6 +63,7 @@ public final class ChatStore: Sendable {
             return id
         }
         self.writer = writer
+        self.checkpointer = checkpointer
         self.path = path
         self.now = now
     }
