@@ -62,9 +62,10 @@ struct PushPullTests {
         }
     }
 
-    /// Small pages read their rows with one query (values as JSON), large pages with typed
-    /// reads per table: both must give the same states, tombstones and values of every type.
-    @Test("small pages and large pages carry identical row states")
+    /// Small pages are read with one statement (values as JSON), large pages with typed reads
+    /// per table in a transaction: both must give the same states, tombstones, values of every
+    /// type and conflict entries.
+    @Test("small pages and large pages carry identical row states and conflicts")
     func smallAndLargePagesAgree() async throws {
         try await Harness.run { api, client in
             let (_, token) = try await TestDatabase.makeUser(client)
@@ -82,11 +83,36 @@ struct PushPullTests {
             let (second, _) = try await Replicas.pushRequest(a)
             #expect(try await api.push(second, token: token).status == .ok)
 
-            let large = try await api.pullAll(token: token, limit: 1_000)
-            let small = try await api.pullAll(token: token, limit: 7)
+            // A concurrent rename from a second device: a conflict entry on the pages.
+            let b = try ChatStore.inMemory()
+            let known = try await api.pullAll(token: token, limit: 1_000)
+            _ = try await b.applyPull(PullResponse(changes: known.changes, cursor: known.cursor, hasMore: false))
+            try b.renameSession(id: session.id, title: "renamed on b")
+            try a.renameSession(id: session.id, title: "renamed on a")
+            let (renameA, _) = try await Replicas.pushRequest(a)
+            #expect(try await api.push(renameA, token: token).status == .ok)
+            let (renameB, _) = try await Replicas.pushRequest(b)
+            #expect(try await api.push(renameB, token: token).status == .ok)
+
+            func pages(limit: Int) async throws -> (changes: [RowChange], conflicts: [Conflict], cursor: Int64) {
+                var result: (changes: [RowChange], conflicts: [Conflict], cursor: Int64) = ([], [], 0)
+                while true {
+                    let response = try await api.send(
+                        .get, "/v1/sync/pull?protocolVersion=1&cursor=\(result.cursor)&limit=\(limit)", token: token)
+                    let page = try WireJSON.decode(PullResponse.self, from: Data(response.body.readableBytesView))
+                    result.changes += page.changes
+                    result.conflicts += page.conflicts
+                    result.cursor = page.cursor
+                    if !page.hasMore { return result }
+                }
+            }
+            let large = try await pages(limit: 1_000)
+            let small = try await pages(limit: 7)
             #expect(large.changes.count > PostgresRowIO.smallBatch, "the large page must take the per-table reads")
             #expect(large.changes.contains { $0.isDeleted } && large.changes.contains { !$0.isDeleted })
+            #expect(!large.conflicts.isEmpty, "the concurrent rename left no conflict entry")
             #expect(small.changes == large.changes)
+            #expect(small.conflicts == large.conflicts)
             #expect(small.cursor == large.cursor)
         }
     }

@@ -190,16 +190,15 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
         }
     }
 
-    /// The live rows of every table in one statement: one multi-row upsert per table, each a
-    /// data-modifying `WITH` branch whose rows travel as one JSON array read with
+    /// The live rows of every table in one statement (`FlushStatement`): one multi-row upsert per
+    /// table, each a data-modifying `WITH` branch whose rows travel as one JSON array read with
     /// `jsonb_to_recordset`. PostgreSQL checks foreign keys at the end of the statement, so a
     /// child may name a parent upserted by a sibling branch.
     private func upsert(_ entries: [Pending], advancing: (userID: Int64, seq: Int64)?) async throws {
-        var branches: [String] = []
-        var binds = PostgresBindings()
+        guard !entries.isEmpty || advancing != nil else { return }
+        var rowsByTable: [String] = []
         for schema in ChatSchema.tables {
             let rows = entries.filter { $0.state.table == schema.name }
-            guard !rows.isEmpty else { continue }
             var json = "["
             json.reserveCapacity(rows.count * 1_024)
             for (offset, row) in rows.enumerated() {
@@ -216,22 +215,10 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
                 json += "}"
             }
             json += "]"
-            binds.append(json)
-            branches.append("\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(Self.upsertSQL(schema, parameter: binds.count)) RETURNING 1)")
+            rowsByTable.append(json)
         }
-        var select = "SELECT 1"
-        if let advancing {
-            binds.append(advancing.seq)
-            binds.append(advancing.userID)
-            branches.append("bumped AS (UPDATE users SET sync_seq = $\(binds.count - 1) WHERE id = $\(binds.count) RETURNING id)")
-            binds.append(LiveHub.channel)
-            binds.append("\(advancing.userID):\(advancing.seq)")
-            select = "SELECT pg_notify($\(binds.count - 1), $\(binds.count)) FROM bumped"
-        }
-        guard !branches.isEmpty else { return }
         queries += 1
-        let sql = "WITH \(branches.joined(separator: ",\n")) \(select)"
-        try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        for try await _ in try await connection.execute(FlushStatement(rows: rowsByTable, advancing: advancing), logger: logger) {}
     }
 
     /// The recordset names columns `c0`, `c1`, … so that no column name needs quoting in JSON.
@@ -385,4 +372,39 @@ enum JSONText {
         default: throw ValidationError("a value does not fit its column type \(type.rawValue)")
         }
     }
+}
+
+/// The flush as a prepared statement, planned once per connection (its plan cost about as much
+/// as running it): `$1…$4` the rows of each table as JSON (`[]` for none), then the sequence
+/// to set, the user, whether to set it, and the `NOTIFY` channel and payload. The count it
+/// returns is 1 when the sequence was set (and the `NOTIFY` sent), else 0.
+struct FlushStatement: PostgresPreparedStatement {
+    typealias Row = Int64
+
+    var rows: [String]
+    var advancing: (userID: Int64, seq: Int64)?
+
+    static let name = "chat_flush_v1"
+
+    static let sql: String = {
+        var branches = ChatSchema.tables.enumerated().map { offset, schema in
+            "\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(PostgresBatchedReconcileStore.upsertSQL(schema, parameter: offset + 1)) RETURNING 1)"
+        }
+        let next = ChatSchema.tables.count + 1
+        branches.append("bumped AS (UPDATE users SET sync_seq = $\(next) WHERE id = $\(next + 1) AND $\(next + 2)::bool RETURNING id)")
+        return "WITH \(branches.joined(separator: ",\n")) SELECT count(pg_notify($\(next + 3), $\(next + 4))::text) FROM bumped"
+    }()
+
+    func makeBindings() throws -> PostgresBindings {
+        var binds = PostgresBindings(capacity: ChatSchema.tables.count + 5)
+        for json in rows { binds.append(json) }
+        binds.append(advancing?.seq ?? 0)
+        binds.append(advancing?.userID ?? 0)
+        binds.append(advancing != nil)
+        binds.append(LiveHub.channel)
+        binds.append(advancing.map { "\($0.userID):\($0.seq)" } ?? "")
+        return binds
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int64.self) }
 }

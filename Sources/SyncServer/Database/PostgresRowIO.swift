@@ -92,37 +92,10 @@ enum PostgresRowIO {
     static func loadMany(
         _ connection: PostgresConnection, ids: [String: [String]], tombstones: [RowKey] = [], ownerID: Int64?, logger: Logger
     ) async throws -> [RowKey: Stored] {
-        var branches: [String] = []
-        var binds = PostgresBindings()
-        var schemas: [String: TableSchema] = [:]
-        // "AND <alias>owner_id = $1" when the rows must belong to `ownerID`.
-        func ownedBy(_ alias: String) -> String { ownerID == nil ? "" : " AND \(alias)owner_id = $1" }
-        if let ownerID { binds.append(ownerID) }
-        for schema in ChatSchema.tables {
-            guard let list = ids[schema.name], !list.isEmpty else { continue }
-            schemas[schema.name] = schema
-            binds.append(list)
-            let values = schema.fieldColumns.map { column in
-                column.type == .json ? "t.\(quoted(column.name))" : readExpression(column, prefix: "t.")
-            }
-            branches.append("""
-                SELECT '\(schema.name)'::text, t.id, t.owner_id, t.sync_meta::text, json_build_array(\(values.joined(separator: ", ")))::text
-                FROM \(quoted(schema.name)) t WHERE t.id = ANY($\(binds.count))\(ownedBy("t."))
-                """)
-        }
-        if !tombstones.isEmpty {
-            binds.append(tombstones.map(\.table))
-            binds.append(tombstones.map(\.id))
-            branches.append("""
-                SELECT table_name, row_id, owner_id, sync_meta::text, NULL::text FROM sync_tombstones
-                WHERE (table_name, row_id) IN (SELECT * FROM unnest($\(binds.count - 1)::text[], $\(binds.count)::text[]))\(ownedBy(""))
-                """)
-        }
-        guard !branches.isEmpty else { return [:] }
+        guard ids.values.contains(where: { !$0.isEmpty }) || !tombstones.isEmpty else { return [:] }
+        let statement = LoadManyStatement(ownerID: ownerID, ids: ids, tombstones: tombstones)
         var result: [RowKey: Stored] = [:]
-        let rows = try await connection.query(
-            PostgresQuery(unsafeSQL: branches.joined(separator: "\nUNION ALL\n"), binds: binds), logger: logger)
-        for try await (table, id, ownerID, metaText, valuesText) in rows.decode((String, String, Int64, String, String?).self) {
+        for try await (table, id, ownerID, metaText, valuesText) in try await connection.execute(statement, logger: logger) {
             let meta = try WireJSON.decode(RowMeta.self, from: metaText)
             let key = RowKey(table: table, id: id)
             guard let valuesText else {
@@ -130,7 +103,7 @@ enum PostgresRowIO {
                 if result[key] == nil { result[key] = Stored(state: meta.state(table: table, id: id, values: [:]), ownerID: ownerID) }
                 continue
             }
-            guard let schema = schemas[table], case .array(let list) = try WireJSON.decode(JSONValue.self, from: valuesText),
+            guard let schema = ChatSchema.table(table), case .array(let list) = try WireJSON.decode(JSONValue.self, from: valuesText),
                   list.count == schema.fieldColumns.count
             else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
             var values: [String: JSONValue] = [:]
@@ -138,6 +111,15 @@ enum PostgresRowIO {
             result[key] = Stored(state: meta.state(table: table, id: id, values: values), ownerID: ownerID)
         }
         return result
+    }
+
+    /// The values of a row as one JSON array: the expressions `selectList` reads (JSON
+    /// columns nested as they are), for queries whose branches must agree on their columns.
+    static func jsonValues(_ schema: TableSchema, prefix: String) -> String {
+        let values = schema.fieldColumns.map { column in
+            column.type == .json ? prefix + quoted(column.name) : readExpression(column, prefix: prefix)
+        }
+        return "json_build_array(\(values.joined(separator: ", ")))::text"
     }
 
     /// Live rows of one user by id.
@@ -214,4 +196,46 @@ enum PostgresRowIO {
         for value in values { bindings.append(value) }
         return bindings
     }
+}
+
+/// `PostgresRowIO.loadMany` as a prepared statement: planned once per connection (its plan cost
+/// more than running it). Every table has its branch; a table with no ids gets an empty array.
+struct LoadManyStatement: PostgresPreparedStatement {
+    typealias Row = (String, String, Int64, String, String?)
+
+    var ownerID: Int64?
+    var ids: [String: [String]]
+    var tombstones: [RowKey]
+
+    static let name = "chat_load_many_v1"
+
+    /// `$1` the owner (or NULL for anyone), `$2…` one id array per table, then the tombstones'
+    /// tables and ids.
+    static let sql: String = {
+        var branches: [String] = []
+        for (offset, schema) in ChatSchema.tables.enumerated() {
+            branches.append("""
+                SELECT '\(schema.name)'::text, t.id, t.owner_id, t.sync_meta::text, \(PostgresRowIO.jsonValues(schema, prefix: "t."))
+                FROM \(PostgresRowIO.quoted(schema.name)) t WHERE t.id = ANY($\(offset + 2)::text[]) AND ($1::int8 IS NULL OR t.owner_id = $1)
+                """)
+        }
+        let tables = ChatSchema.tables.count + 2
+        branches.append("""
+            SELECT table_name, row_id, owner_id, sync_meta::text, NULL::text FROM sync_tombstones
+            WHERE (table_name, row_id) IN (SELECT * FROM unnest($\(tables)::text[], $\(tables + 1)::text[]))
+              AND ($1::int8 IS NULL OR owner_id = $1)
+            """)
+        return branches.joined(separator: "\nUNION ALL\n")
+    }()
+
+    func makeBindings() throws -> PostgresBindings {
+        var binds = PostgresBindings(capacity: ChatSchema.tables.count + 3)
+        if let ownerID { binds.append(ownerID) } else { binds.appendNull() }
+        for schema in ChatSchema.tables { binds.append(ids[schema.name] ?? []) }
+        binds.append(tombstones.map(\.table))
+        binds.append(tombstones.map(\.id))
+        return binds
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

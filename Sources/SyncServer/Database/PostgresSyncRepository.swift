@@ -63,6 +63,77 @@ public struct PostgresSyncRepository: SyncRepository {
     }
 
     public func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
+        // A device that keeps up (a live one) pulls a few rows at a time: one statement answers
+        // it. A larger page (a bootstrap) is read with typed queries in one snapshot.
+        if let page = try await smallPage(userID: userID, cursor: cursor, limit: limit) { return page }
+        return try await largePage(userID: userID, cursor: cursor, limit: limit)
+    }
+
+    /// The page in one statement, so in one snapshot without a transaction: the page's entries,
+    /// its rows and tombstones (values as JSON arrays, like `PostgresRowIO.loadMany`), its
+    /// conflict entries and the user's `pruned_seq`, told apart by a `kind` column. `nil` when
+    /// the page has more than `PostgresRowIO.smallBatch` rows: the statement then returns the
+    /// entries' count only, and the caller reads the page the large way.
+    func smallPage(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse? {
+        let statement = SmallPageStatement(userID: userID, cursor: cursor, limit: Int64(limit))
+        var count: Int64 = 0
+        var prunedSeq: Int64?
+        var entries: [(key: RowKey, seq: Int64)] = []
+        var states: [RowKey: RowChange] = [:]
+        var conflicts: [(id: Int64, conflict: Conflict)] = []
+        try await client.withConnection { connection in
+            for try await (kind, table, id, number, text, json) in try await connection.execute(statement, logger: logger) {
+                switch kind {
+                case 0:
+                    count = number
+                    prunedSeq = text.flatMap { Int64($0) }
+                case 1:
+                    entries.append((RowKey(table: table, id: id), number))
+                case 2:
+                    guard let schema = ChatSchema.table(table), let text, let json,
+                          case .array(let list) = try WireJSON.decode(JSONValue.self, from: json),
+                          list.count == schema.fieldColumns.count
+                    else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
+                    var values: [String: JSONValue] = [:]
+                    for (column, value) in zip(schema.fieldColumns, list) { values[column.name] = value }
+                    states[RowKey(table: table, id: id)] = try WireJSON.decode(RowMeta.self, from: text)
+                        .state(table: table, id: id, values: values)
+                case 3:
+                    guard let text else { continue }
+                    let key = RowKey(table: table, id: id)
+                    if states[key] == nil {
+                        states[key] = try WireJSON.decode(RowMeta.self, from: text).state(table: table, id: id, values: [:])
+                    }
+                default:
+                    guard let json, case .array(let fields) = try WireJSON.decode(JSONValue.self, from: json), fields.count == 5 else {
+                        throw ValidationError("a conflict entry came back in an unexpected shape")
+                    }
+                    func decoded(_ value: JSONValue) throws -> JSONValue? {
+                        guard let text = value.stringValue else { return nil }
+                        return try WireJSON.decode(JSONValue.self, from: text)
+                    }
+                    conflicts.append((number, Conflict(
+                        kind: Conflict.Kind(rawValue: text ?? "") ?? .concurrentWrite, table: table, rowID: id,
+                        column: fields[0].stringValue, winner: try decoded(fields[1]),
+                        winnerStamp: fields[2].stringValue.flatMap(Stamp.init(text:)), loser: try decoded(fields[3]),
+                        loserStamp: fields[4].stringValue.flatMap(Stamp.init(text:)))))
+                }
+            }
+        }
+        guard count <= Int64(PostgresRowIO.smallBatch) else { return nil }
+        // Deletes after the cursor were pruned: this device must start over. (An empty page
+        // may be empty precisely because they were.)
+        if cursor > 0, let prunedSeq, cursor < prunedSeq { throw PullRejection.cursorExpired }
+        entries.sort { $0.seq < $1.seq }
+        let hasMore = count > Int64(limit)
+        let last = entries.last?.seq ?? cursor
+        return PullResponse(
+            changes: entries.compactMap { states[$0.key] }, cursor: last, hasMore: hasMore,
+            conflicts: conflicts.sorted { $0.id < $1.id }.map(\.conflict))
+    }
+
+    /// A page of more than `PostgresRowIO.smallBatch` rows, in one read-only snapshot.
+    func largePage(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
         let logger = logger
         // One snapshot for the whole page.
         return try await readOnlySnapshot { connection in
@@ -251,4 +322,65 @@ struct PostgresReconcileStore: ReconcileStore {
                 """, logger: logger)
         }
     }
+}
+
+/// The small-page pull as a prepared statement: its plan (a union of eight branches) took about
+/// 1.5 ms to build, more than running it; prepared once per connection, it is planned once.
+struct SmallPageStatement: PostgresPreparedStatement {
+    typealias Row = (Int32, String, String, Int64, String?, String?)
+
+    var userID: Int64
+    var cursor: Int64
+    var limit: Int64
+
+    static let name = "chat_small_page_v1"
+
+    static let sql: String = {
+        let branches = ChatSchema.tables.map { schema in
+            "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq, false AS deleted FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
+        } + ["(SELECT table_name, row_id, sync_seq, true AS deleted FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"]
+        // kind 0: the count of entries and pruned_seq; 1: an entry; 2: a live row; 3: a
+        // tombstone; 4: a conflict entry (ordered by its id).
+        var parts = [
+            """
+            WITH page AS (SELECT * FROM (\(branches.joined(separator: " UNION ALL "))) p ORDER BY sync_seq LIMIT $3),
+            info AS (SELECT count(*) AS n FROM page),
+            small AS (SELECT * FROM page WHERE (SELECT n FROM info) <= $4),
+            kept AS (SELECT * FROM small ORDER BY sync_seq LIMIT $5)
+            SELECT 0, '', '', (SELECT n FROM info), (SELECT pruned_seq FROM users WHERE id = $1)::text, NULL::text
+            """,
+            "SELECT 1, table_name, row_id, sync_seq, deleted::text, NULL::text FROM kept",
+        ]
+        for schema in ChatSchema.tables {
+            parts.append("""
+                SELECT 2, '\(schema.name)', t.id, 0, t.sync_meta::text, \(PostgresRowIO.jsonValues(schema, prefix: "t."))
+                FROM kept k JOIN \(PostgresRowIO.quoted(schema.name)) t ON t.id = k.row_id AND t.owner_id = $1
+                WHERE k.table_name = '\(schema.name)' AND NOT k.deleted
+                """)
+        }
+        parts.append("""
+            SELECT 3, s.table_name, s.row_id, 0, s.sync_meta::text, NULL::text
+            FROM kept k JOIN sync_tombstones s ON s.table_name = k.table_name AND s.row_id = k.row_id AND s.owner_id = $1
+            WHERE k.deleted
+            """)
+        parts.append("""
+            SELECT 4, c.table_name, c.row_id, c.id, c.kind,
+                   json_build_array(c.column_name, c.winner::text, c.winner_stamp, c.loser::text, c.loser_stamp)::text
+            FROM sync_conflicts c
+            WHERE c.owner_id = $1 AND c.sync_seq > $2 AND c.sync_seq <= (SELECT max(sync_seq) FROM kept)
+            """)
+        return parts.joined(separator: "\nUNION ALL\n")
+    }()
+
+    func makeBindings() throws -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 5)
+        binds.append(userID)
+        binds.append(cursor)
+        binds.append(limit + 1)
+        binds.append(Int64(PostgresRowIO.smallBatch))
+        binds.append(limit)
+        return binds
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
