@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import GRDB
 import GRDBSQLite
 import Synchronization
@@ -56,6 +57,8 @@ final class Checkpointer: Sendable {
 
     /// Checkpoints now on the calling thread, for tests.
     func checkpointNow() throws -> (walFrameCount: Int, checkpointedFrameCount: Int) {
+        // Opening would create an empty database if the replica's file was removed meanwhile.
+        guard FileManager.default.fileExists(atPath: path) else { return (0, 0) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         let connection = try DatabaseQueue(path: path, configuration: configuration)

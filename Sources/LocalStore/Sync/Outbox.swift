@@ -6,13 +6,17 @@ import SyncEngine
 /// times while a reply streams is still one pending change. Entries keep the position of their
 /// first write, so parents are pushed before their children.
 enum Outbox {
-    /// One statement: a new entry, or the union of the column sets and the next revision.
+    /// One statement: a new entry, or the union of the column sets and the next revision (the
+    /// same set again, as when every append touches the session's `last_active_at`, skips the
+    /// JSON union).
     static func mark(_ db: Database, _ key: RowKey, columns: Set<String>, nowMillis: Millis) throws {
         try db.cachedStatement(sql: """
             INSERT INTO sync_outbox (table_name, row_id, columns, revision, first_written_at) VALUES (?, ?, ?, 1, ?)
             ON CONFLICT (table_name, row_id) DO UPDATE SET
-                columns = (SELECT json_group_array(value) FROM (
-                    SELECT value FROM json_each(sync_outbox.columns) UNION SELECT value FROM json_each(excluded.columns))),
+                columns = CASE WHEN sync_outbox.columns = excluded.columns THEN sync_outbox.columns
+                    ELSE (SELECT json_group_array(value) FROM (
+                        SELECT value FROM json_each(sync_outbox.columns) UNION SELECT value FROM json_each(excluded.columns)))
+                    END,
                 revision = sync_outbox.revision + 1
             """).execute(arguments: [key.table, key.id, try WireJSON.encodeString(columns.sorted()), nowMillis])
     }
