@@ -80,11 +80,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             for schema in ChatSchema.tables {
                 guard let list = wanted[schema.name] else { continue }
                 queries += 1
-                let sql = "SELECT \(PostgresRowIO.selectList(schema)) FROM \(PostgresRowIO.quoted(schema.name)) WHERE id = ANY($1)"
-                var binds = PostgresBindings()
-                binds.append(list)
-                for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
-                    let stored = try PostgresRowIO.decode(row, schema: schema)
+                for stored in try await PostgresRowIO.loadLive(connection, schema, ids: list, ownerID: nil, logger: logger) {
                     found[stored.state.key] = stored
                 }
             }

@@ -103,14 +103,19 @@ enum PostgresRowIO {
                 if result[key] == nil { result[key] = Stored(state: meta.state(table: table, id: id, values: [:]), ownerID: ownerID) }
                 continue
             }
-            guard let schema = ChatSchema.table(table), case .array(let list) = try WireJSON.decode(JSONValue.self, from: valuesText),
-                  list.count == schema.fieldColumns.count
-            else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
-            var values: [String: JSONValue] = [:]
-            for (column, value) in zip(schema.fieldColumns, list) { values[column.name] = value }
-            result[key] = Stored(state: meta.state(table: table, id: id, values: values), ownerID: ownerID)
+            result[key] = Stored(state: meta.state(table: table, id: id, values: try values(table: table, json: valuesText)), ownerID: ownerID)
         }
         return result
+    }
+
+    /// A live row's column values from the JSON array `jsonValues` selected.
+    static func values(table: String, json: String) throws -> [String: JSONValue] {
+        guard let schema = ChatSchema.table(table), case .array(let list) = try WireJSON.decode(JSONValue.self, from: json),
+              list.count == schema.fieldColumns.count
+        else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
+        var values: [String: JSONValue] = [:]
+        for (column, value) in zip(schema.fieldColumns, list) { values[column.name] = value }
+        return values
     }
 
     /// The values of a row as one JSON array: the expressions `selectList` reads (JSON
@@ -122,19 +127,21 @@ enum PostgresRowIO {
         return "json_build_array(\(values.joined(separator: ", ")))::text"
     }
 
-    /// Live rows of one user by id.
+    /// Live rows of one table by id, with typed columns: of `ownerID`, or of anyone when nil.
     static func loadLive(
-        _ connection: PostgresConnection, _ schema: TableSchema, ids: [String], ownerID: Int64, logger: Logger
-    ) async throws -> [String: RowChange] {
-        guard !ids.isEmpty else { return [:] }
-        let sql = "SELECT \(selectList(schema)) FROM \(quoted(schema.name)) WHERE owner_id = $1 AND id = ANY($2)"
+        _ connection: PostgresConnection, _ schema: TableSchema, ids: [String], ownerID: Int64?, logger: Logger
+    ) async throws -> [Stored] {
+        guard !ids.isEmpty else { return [] }
         var binds = PostgresBindings()
-        binds.append(ownerID)
         binds.append(ids)
-        var result: [String: RowChange] = [:]
+        var sql = "SELECT \(selectList(schema)) FROM \(quoted(schema.name)) WHERE id = ANY($1)"
+        if let ownerID {
+            binds.append(ownerID)
+            sql += " AND owner_id = $2"
+        }
+        var result: [Stored] = []
         for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
-            let stored = try decode(row, schema: schema)
-            result[stored.state.id] = stored.state
+            result.append(try decode(row, schema: schema))
         }
         return result
     }

@@ -90,14 +90,9 @@ public struct PostgresSyncRepository: SyncRepository {
                 case 1:
                     entries.append((RowKey(table: table, id: id), number))
                 case 2:
-                    guard let schema = ChatSchema.table(table), let text, let json,
-                          case .array(let list) = try WireJSON.decode(JSONValue.self, from: json),
-                          list.count == schema.fieldColumns.count
-                    else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
-                    var values: [String: JSONValue] = [:]
-                    for (column, value) in zip(schema.fieldColumns, list) { values[column.name] = value }
+                    guard let text, let json else { throw ValidationError("a row of \(table) came back in an unexpected shape") }
                     states[RowKey(table: table, id: id)] = try WireJSON.decode(RowMeta.self, from: text)
-                        .state(table: table, id: id, values: values)
+                        .state(table: table, id: id, values: try PostgresRowIO.values(table: table, json: json))
                 case 3:
                     guard let text else { continue }
                     let key = RowKey(table: table, id: id)
@@ -132,20 +127,27 @@ public struct PostgresSyncRepository: SyncRepository {
             conflicts: conflicts.sorted { $0.id < $1.id }.map(\.conflict))
     }
 
+    /// The rows a page may hold, `UNION ALL` of one branch per chat table and one for
+    /// `sync_tombstones` (`$1` the user, `$2` the cursor, `$3` how many): each an index range scan
+    /// on `(owner_id, sync_seq)`, giving `table_name, row_id, sync_seq, deleted`.
+    static let pageCandidates: String = {
+        let live = ChatSchema.tables.map { schema in
+            "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq, false AS deleted FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
+        }
+        let deleted = "(SELECT table_name, row_id, sync_seq, true AS deleted FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
+        return (live + [deleted]).joined(separator: " UNION ALL ")
+    }()
+
     /// A page of more than `PostgresRowIO.smallBatch` rows, in one read-only snapshot.
     func largePage(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse {
         let logger = logger
         // One snapshot for the whole page.
         return try await readOnlySnapshot { connection in
-            var branches = ChatSchema.tables.map { schema in
-                "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq, false AS deleted FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
-            }
-            branches.append("(SELECT table_name, row_id, sync_seq, true AS deleted FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)")
             // Each row also carries the user's `pruned_seq`, which saves a round trip whenever
             // the page is not empty.
             let sql = """
                 SELECT table_name, row_id, sync_seq, deleted, (SELECT pruned_seq FROM users WHERE id = $1)
-                FROM (\(branches.joined(separator: " UNION ALL "))) page ORDER BY sync_seq LIMIT $3
+                FROM (\(Self.pageCandidates)) page ORDER BY sync_seq LIMIT $3
                 """
             var binds = PostgresBindings()
             binds.append(userID)
@@ -185,8 +187,8 @@ public struct PostgresSyncRepository: SyncRepository {
                 // JSON array per row, and the round trips do not matter at this size.
                 for schema in ChatSchema.tables {
                     guard let list = ids[schema.name] else { continue }
-                    for (id, state) in try await PostgresRowIO.loadLive(connection, schema, ids: list, ownerID: userID, logger: logger) {
-                        stored[RowKey(table: schema.name, id: id)] = state
+                    for row in try await PostgresRowIO.loadLive(connection, schema, ids: list, ownerID: userID, logger: logger) {
+                        stored[row.state.key] = row.state
                     }
                 }
                 if !tombstoneKeys.isEmpty {
@@ -336,14 +338,11 @@ struct SmallPageStatement: PostgresPreparedStatement {
     static let name = "chat_small_page_v1"
 
     static let sql: String = {
-        let branches = ChatSchema.tables.map { schema in
-            "(SELECT '\(schema.name)'::text AS table_name, id AS row_id, sync_seq, false AS deleted FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"
-        } + ["(SELECT table_name, row_id, sync_seq, true AS deleted FROM sync_tombstones WHERE owner_id = $1 AND sync_seq > $2 ORDER BY sync_seq LIMIT $3)"]
         // kind 0: the count of entries and pruned_seq; 1: an entry; 2: a live row; 3: a
         // tombstone; 4: a conflict entry (ordered by its id).
         var parts = [
             """
-            WITH page AS (SELECT * FROM (\(branches.joined(separator: " UNION ALL "))) p ORDER BY sync_seq LIMIT $3),
+            WITH page AS (SELECT * FROM (\(PostgresSyncRepository.pageCandidates)) p ORDER BY sync_seq LIMIT $3),
             info AS (SELECT count(*) AS n FROM page),
             small AS (SELECT * FROM page WHERE (SELECT n FROM info) <= $4),
             kept AS (SELECT * FROM small ORDER BY sync_seq LIMIT $5)
