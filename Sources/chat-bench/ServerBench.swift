@@ -320,7 +320,7 @@ enum ServerBench {
         try await context.client.query(PostgresQuery(unsafeSQL: """
             INSERT INTO sessions (id, title, agent, provider, model, project_path, created_at, last_active_at, owner_id, sync_seq, sync_meta)
             SELECT 'h\(userID)-s' || ((n - 1) / 41), 'history ' || n, 'bench', 'openai', 'gpt-bench', '/home/dev/project',
-                   \(time), \(time), \(userID), n, $1::jsonb
+                   \(time), \(time), \(userID), n, $1::json
             FROM generate_series(1, \(rows)) AS n WHERE (n - 1) % 41 = 0
             """, binds: sessionBinds), logger: context.logger)
         var messageBinds = PostgresBindings()
@@ -328,7 +328,7 @@ enum ServerBench {
         try await context.client.query(PostgresQuery(unsafeSQL: """
             INSERT INTO messages (id, session_id, role, status, agent, provider, model, created_at, owner_id, sync_seq, sync_meta)
             SELECT 'h\(userID)-m' || n, 'h\(userID)-s' || ((n - 1) / 41), CASE WHEN n % 2 = 0 THEN 'user' ELSE 'assistant' END,
-                   'complete', 'bench', 'openai', 'gpt-bench', \(time), \(userID), n, $1::jsonb
+                   'complete', 'bench', 'openai', 'gpt-bench', \(time), \(userID), n, $1::json
             FROM generate_series(1, \(rows)) AS n WHERE (n - 1) % 41 <> 0
             """, binds: messageBinds), logger: context.logger)
         try await context.client.query("UPDATE users SET sync_seq = \(Int64(rows)) WHERE id = \(userID)", logger: context.logger)

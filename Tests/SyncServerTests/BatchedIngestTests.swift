@@ -151,3 +151,52 @@ struct BatchedIngestTests {
         return lines.sorted()
     }
 }
+
+/// The flush binds each column as one binary array (`NullableArray`), a format PostgresNIO
+/// does not write for itself when elements are NULL.
+@Suite("Flush column arrays", .timeLimit(.minutes(1)))
+struct FlushArrayTests {
+    @Test("NULL elements, empty arrays and every element type come back from unnest as bound")
+    func roundTrip() async throws {
+        let texts: [String?] = ["a", nil, "", "ünïcödé \"quoted\" \\ {json}", nil]
+        let int32s: [Int32?] = [nil, Int32.min, 0, Int32.max, nil]
+        let int64s: [Int64?] = [Int64.min, nil, -1, Int64.max, 42]
+        let booleans: [Bool?] = [true, false, nil, nil, true]
+        try await TestDatabase.withClient { client in
+            var binds = PostgresBindings()
+            binds.append(NullableArray(texts))
+            binds.append(NullableArray(int32s))
+            binds.append(NullableArray(int64s))
+            binds.append(NullableArray(booleans))
+            let rows = try await client.query(PostgresQuery(unsafeSQL: """
+                SELECT a, b, c, d FROM unnest($1::text[], $2::int4[], $3::int8[], $4::bool[]) AS t(a, b, c, d)
+                """, binds: binds), logger: TestDatabase.logger)
+            var back: [(String?, Int32?, Int64?, Bool?)] = []
+            for try await row in rows.decode((String?, Int32?, Int64?, Bool?).self) { back.append(row) }
+            #expect(back.map(\.0) == texts)
+            #expect(back.map(\.1) == int32s)
+            #expect(back.map(\.2) == int64s)
+            #expect(back.map(\.3) == booleans)
+
+            var empty = PostgresBindings()
+            empty.append(NullableArray([String?]()))
+            empty.append(NullableArray([Int64?]()))
+            let counted = try await client.query(PostgresQuery(unsafeSQL: """
+                SELECT count(*), cardinality($1::text[]), cardinality($2::int8[]) FROM unnest($1::text[], $2::int8[])
+                """, binds: empty), logger: TestDatabase.logger)
+            for try await (count, first, second) in counted.decode((Int64, Int32, Int32).self) {
+                #expect(count == 0 && first == 0 && second == 0)
+            }
+        }
+    }
+
+    @Test("a value of the wrong kind for its column is refused before anything is sent")
+    func wrongKind() throws {
+        var latency = ColumnArray(column: ColumnSchema("latency_ms", .int32))
+        try latency.append(.int(12))
+        #expect(throws: ValidationError.self) { try latency.append(.int(Int64(Int32.max) + 1)) }
+        #expect(throws: ValidationError.self) { try latency.append(.string("12")) }
+        var aborted = ColumnArray(column: ColumnSchema("is_aborted", .boolean))
+        #expect(throws: ValidationError.self) { try aborted.append(.int(1)) }
+    }
+}

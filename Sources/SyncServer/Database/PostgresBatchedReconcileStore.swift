@@ -12,8 +12,8 @@ import SyncEngine
 ///   prefetched is read from the database as before (and remembered).
 /// - `store` only buffers the newest state per row. `flush` writes the buffer: one `DELETE`
 ///   per table for the rows that became tombstones, one statement for the live rows (a
-///   multi-row `INSERT … SELECT FROM jsonb_to_recordset(…) ON CONFLICT DO UPDATE` per table,
-///   each a `WITH` branch), and one multi-row upsert of `sync_tombstones`.
+///   multi-row `INSERT … SELECT FROM unnest(…) ON CONFLICT DO UPDATE` per table, each a
+///   `WITH` branch), and one multi-row upsert of `sync_tombstones`.
 /// - `liveRow` and `liveDescendants` query the database, so they flush first.
 ///
 /// The merge itself (`Reconciler`) is unchanged; the final database state equals the one the
@@ -170,15 +170,11 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             binds.append(deleted.map(\.state.id))
             binds.append(deleted.map(\.ownerID))
             binds.append(deleted.map(\.seq))
-            binds.append(deleted.map { entry in
-                var json = ""
-                JSONText.append(RowMeta(of: entry.state), to: &json)
-                return json
-            })
+            binds.append(try deleted.map { try WireJSON.encodeString(RowMeta(of: $0.state)) })
             queries += 1
             try await connection.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO sync_tombstones (table_name, row_id, owner_id, sync_seq, sync_meta)
-                SELECT table_name, row_id, owner_id, sync_seq, sync_meta::jsonb
+                SELECT table_name, row_id, owner_id, sync_seq, sync_meta::json
                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[]) AS t(table_name, row_id, owner_id, sync_seq, sync_meta)
                 ON CONFLICT (table_name, row_id) DO UPDATE SET sync_seq = EXCLUDED.sync_seq, sync_meta = EXCLUDED.sync_meta
                 WHERE sync_tombstones.owner_id = EXCLUDED.owner_id
@@ -187,213 +183,198 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     }
 
     /// The live rows of every table in one statement (`FlushStatement`): one multi-row upsert per
-    /// table, each a data-modifying `WITH` branch whose rows travel as one JSON array read with
-    /// `jsonb_to_recordset`. PostgreSQL checks foreign keys at the end of the statement, so a
-    /// child may name a parent upserted by a sibling branch.
+    /// table, each a data-modifying `WITH` branch whose rows travel as one binary array per
+    /// column (`FlushColumns`) read back with `unnest`. PostgreSQL checks foreign keys at the end
+    /// of the statement, so a child may name a parent upserted by a sibling branch.
     private func upsert(_ entries: [Pending], advancing: (userID: Int64, seq: Int64)?) async throws {
         guard !entries.isEmpty || advancing != nil else { return }
-        var rowsByTable: [String] = []
-        for schema in ChatSchema.tables {
-            let rows = entries.filter { $0.state.table == schema.name }
-            var json = "["
-            json.reserveCapacity(rows.count * 1_024)
-            for (offset, row) in rows.enumerated() {
-                if offset > 0 { json += "," }
-                let values = row.state.materialized(schema: schema)
-                json += "{\"id\":"
-                JSONText.appendString(row.state.id, to: &json)
-                json += ",\"owner_id\":\(row.ownerID),\"sync_seq\":\(row.seq),\"sync_meta\":"
-                JSONText.append(RowMeta(of: row.state), to: &json)
-                for (index, column) in schema.columns.enumerated() {
-                    json += ",\"c\(index)\":"
-                    try JSONText.append(values[column.name] ?? .null, type: column.type, to: &json)
-                }
-                json += "}"
+        var tables = ChatSchema.tables.map(FlushColumns.init(schema:))
+        for entry in entries {
+            guard let index = ChatSchema.tables.firstIndex(where: { $0.name == entry.state.table }) else {
+                throw ValidationError("unknown table \(entry.state.table)")
             }
-            json += "]"
-            rowsByTable.append(json)
+            try tables[index].append(entry.state, ownerID: entry.ownerID, seq: entry.seq)
         }
         queries += 1
-        for try await _ in try await connection.execute(FlushStatement(rows: rowsByTable, advancing: advancing), logger: logger) {}
+        for try await _ in try await connection.execute(FlushStatement(tables: tables, advancing: advancing), logger: logger) {}
     }
 
-    /// The recordset names columns `c0`, `c1`, … so that no column name needs quoting in JSON.
+    /// One table's upsert, reading its rows from `unnest` over the column arrays that start at
+    /// parameter `parameter`, in `FlushColumns` order: id, owner, sequence, `sync_meta`, then
+    /// the table's columns.
     static func upsertSQL(_ schema: TableSchema, parameter: Int = 1) -> String {
         let columns = schema.columns.map { PostgresRowIO.quoted($0.name) }
-        var definitions = ["id text", "owner_id int8", "sync_seq int8", "sync_meta jsonb"]
+        var arrays = ["$\(parameter)::text[]", "$\(parameter + 1)::int8[]", "$\(parameter + 2)::int8[]", "$\(parameter + 3)::text[]"]
         var expressions = ["r.id", "r.owner_id"]
         for (index, column) in schema.columns.enumerated() {
+            let array = "$\(parameter + 4 + index)"
             let name = "r.c\(index)"
             switch column.type {
-            case .text: definitions.append("c\(index) text"); expressions.append(name)
-            case .int32: definitions.append("c\(index) int4"); expressions.append(name)
-            case .int64: definitions.append("c\(index) int8"); expressions.append(name)
-            case .boolean: definitions.append("c\(index) bool"); expressions.append(name)
+            case .text: arrays.append("\(array)::text[]"); expressions.append(name)
+            case .int32: arrays.append("\(array)::int4[]"); expressions.append(name)
+            case .int64: arrays.append("\(array)::int8[]"); expressions.append(name)
+            case .boolean: arrays.append("\(array)::bool[]"); expressions.append(name)
             case .timestamp:
-                definitions.append("c\(index) int8")
+                arrays.append("\(array)::int8[]")
                 expressions.append("(timestamptz 'epoch' + \(name) * interval '1 millisecond')")
-            case .json: definitions.append("c\(index) jsonb"); expressions.append(name)
+            case .json: arrays.append("\(array)::text[]"); expressions.append("\(name)::jsonb")
             }
         }
-        expressions += ["r.sync_seq", "r.sync_meta"]
+        expressions += ["r.sync_seq", "r.sync_meta::json"]
+        let names = ["id", "owner_id", "sync_seq", "sync_meta"] + schema.columns.indices.map { "c\($0)" }
         let updates = (columns + ["sync_seq", "sync_meta"]).map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
         let table = PostgresRowIO.quoted(schema.name)
         return """
             INSERT INTO \(table) (id, owner_id, \(columns.joined(separator: ", ")), sync_seq, sync_meta)
             SELECT \(expressions.joined(separator: ", "))
-            FROM jsonb_to_recordset($\(parameter)::jsonb) AS r(\(definitions.joined(separator: ", ")))
+            FROM unnest(\(arrays.joined(separator: ", "))) AS r(\(names.joined(separator: ", ")))
             ON CONFLICT (id) DO UPDATE SET \(updates)
             WHERE \(table).owner_id = EXCLUDED.owner_id
             """
     }
 }
 
-/// Hand-written JSON for the bulk upsert: `JSONEncoder` per row cost more than the rest of
-/// the flush. PostgreSQL parses it into `jsonb`, so key order and escapes do not matter; a
-/// JSON value holding a floating-point number still goes through `WireJSON`, whose number
-/// text `jsonb` keeps as written.
-enum JSONText {
-    /// `RowMeta` as its `Codable` form writes it (keys `counters`, `stamps`, `tombstone`, `vv`).
-    static func append(_ meta: RowMeta, to json: inout String) {
-        json += "{\"counters\":{"
-        for (offset, (name, counter)) in meta.counters.sorted(by: { $0.key < $1.key }).enumerated() {
-            if offset > 0 { json += "," }
-            appendString(name, to: &json)
-            json += ":{"
-            for (index, (replica, value)) in counter.contributions.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { json += "," }
-                appendString(replica.rawValue, to: &json)
-                json += ":\(value)"
+/// One table's rows for the flush, column by column. Each column is bound as one binary
+/// PostgreSQL array, so PostgreSQL parses no text except the `json` and `jsonb` values
+/// themselves. (The rows used to travel as one JSON document per table read with
+/// `jsonb_to_recordset`; parsing that document was about a quarter of PostgreSQL's time in a
+/// push.)
+struct FlushColumns {
+    let schema: TableSchema
+    private(set) var ids: [String] = []
+    private(set) var ownerIDs: [Int64] = []
+    private(set) var seqs: [Int64] = []
+    private(set) var metas: [String] = []
+    private(set) var columns: [ColumnArray]
+
+    init(schema: TableSchema) {
+        self.schema = schema
+        columns = schema.columns.map(ColumnArray.init(column:))
+    }
+
+    mutating func append(_ state: RowChange, ownerID: Int64, seq: Int64) throws {
+        let values = state.materialized(schema: schema)
+        for index in columns.indices {
+            try columns[index].append(values[columns[index].column.name] ?? .null)
+        }
+        ids.append(state.id)
+        ownerIDs.append(ownerID)
+        seqs.append(seq)
+        metas.append(try WireJSON.encodeString(RowMeta(of: state)))
+    }
+
+    func bind(into binds: inout PostgresBindings) {
+        binds.append(ids)
+        binds.append(ownerIDs)
+        binds.append(seqs)
+        binds.append(metas)
+        for column in columns { column.bind(into: &binds) }
+    }
+}
+
+/// A column's values for `FlushColumns`, typed as `PostgresRowIO.append` binds a single value:
+/// timestamps as epoch milliseconds, `json` columns as their JSON text. Only the array of the
+/// column's type is used.
+struct ColumnArray {
+    let column: ColumnSchema
+    private var texts: [String?] = []
+    private var int32s: [Int32?] = []
+    private var int64s: [Int64?] = []
+    private var booleans: [Bool?] = []
+
+    init(column: ColumnSchema) { self.column = column }
+
+    mutating func append(_ value: JSONValue) throws {
+        switch (column.type, value) {
+        case (.text, .null), (.json, .null): texts.append(nil)
+        case (.json, _): texts.append(try WireJSON.encodeString(value))
+        case (.text, .string(let text)): texts.append(text)
+        case (.int32, .null): int32s.append(nil)
+        case (.int32, .int(let int)) where Int32(exactly: int) != nil: int32s.append(Int32(int))
+        case (.int64, .null), (.timestamp, .null): int64s.append(nil)
+        case (.int64, .int(let int)), (.timestamp, .int(let int)): int64s.append(int)
+        case (.boolean, .null): booleans.append(nil)
+        case (.boolean, .bool(let bool)): booleans.append(bool)
+        default: throw ValidationError("\(column.name) holds a value that does not fit its type \(column.type.rawValue)")
+        }
+    }
+
+    func bind(into binds: inout PostgresBindings) {
+        switch column.type {
+        case .text, .json: binds.append(NullableArray(texts))
+        case .int32: binds.append(NullableArray(int32s))
+        case .int64, .timestamp: binds.append(NullableArray(int64s))
+        case .boolean: binds.append(NullableArray(booleans))
+        }
+    }
+}
+
+/// A one-dimensional PostgreSQL array in the binary format, whose elements may be NULL
+/// (PostgresNIO's own array encoding has no NULL elements).
+struct NullableArray<Element: PostgresArrayEncodable & PostgresNonThrowingEncodable>: PostgresNonThrowingEncodable {
+    var elements: [Element?]
+
+    init(_ elements: [Element?]) { self.elements = elements }
+
+    static var psqlType: PostgresDataType { Element.psqlArrayType }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        // Dimensions (0 for an empty array), whether any element is NULL, the element type.
+        buffer.writeInteger(elements.isEmpty ? 0 : 1, as: Int32.self)
+        buffer.writeInteger(elements.contains { $0 == nil } ? 1 : 0, as: Int32.self)
+        buffer.writeInteger(Element.psqlType.rawValue)
+        guard !elements.isEmpty else { return }
+        // The one dimension: its length and lower bound.
+        buffer.writeInteger(Int32(elements.count))
+        buffer.writeInteger(1, as: Int32.self)
+        for element in elements {
+            guard let element else {
+                buffer.writeInteger(-1, as: Int32.self)
+                continue
             }
-            json += "}"
-        }
-        json += "},\"stamps\":{"
-        for (offset, (column, stamp)) in meta.stamps.sorted(by: { $0.key < $1.key }).enumerated() {
-            if offset > 0 { json += "," }
-            appendString(column, to: &json)
-            json += ":"
-            appendString(stamp.text, to: &json)
-        }
-        json += "}"
-        if let tombstone = meta.tombstone {
-            json += ",\"tombstone\":"
-            appendString(tombstone.text, to: &json)
-        }
-        json += ",\"vv\":{"
-        for (offset, (replica, hlc)) in meta.vv.entries.sorted(by: { $0.key < $1.key }).enumerated() {
-            if offset > 0 { json += "," }
-            appendString(replica.rawValue, to: &json)
-            json += ":"
-            appendString(hlc.text, to: &json)
-        }
-        json += "}}"
-    }
-
-    /// Writes `value` unless it holds a floating-point number; returns whether it did.
-    static func appendPlain(_ value: JSONValue, to json: inout String) -> Bool {
-        guard !containsDouble(value) else { return false }
-        appendValue(value, to: &json)
-        return true
-    }
-
-    private static func containsDouble(_ value: JSONValue) -> Bool {
-        switch value {
-        case .double: true
-        case .array(let items): items.contains(where: containsDouble)
-        case .object(let members): members.values.contains(where: containsDouble)
-        default: false
-        }
-    }
-
-    private static func appendValue(_ value: JSONValue, to json: inout String) {
-        switch value {
-        case .null: json += "null"
-        case .bool(let bool): json += bool ? "true" : "false"
-        case .int(let int): json += String(int)
-        case .double(let double): json += String(double)
-        case .string(let text): appendString(text, to: &json)
-        case .array(let items):
-            json += "["
-            for (offset, item) in items.enumerated() {
-                if offset > 0 { json += "," }
-                appendValue(item, to: &json)
-            }
-            json += "]"
-        case .object(let members):
-            json += "{"
-            for (offset, (key, item)) in members.sorted(by: { $0.key < $1.key }).enumerated() {
-                if offset > 0 { json += "," }
-                appendString(key, to: &json)
-                json += ":"
-                appendValue(item, to: &json)
-            }
-            json += "}"
-        }
-    }
-
-    static func appendString(_ text: String, to json: inout String) {
-        json += "\""
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
-            json += text
-            json += "\""
-            return
-        }
-        var run = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": run += "\\\""
-            case "\\": run += "\\\\"
-            case "\n": run += "\\n"
-            case "\r": run += "\\r"
-            case "\t": run += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                run += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: run.unicodeScalars.append(scalar)
-            }
-        }
-        json += run
-        json += "\""
-    }
-
-    /// A column value as `PostgresRowIO.append` would bind it, written as JSON.
-    static func append(_ value: JSONValue, type: ColumnType, to json: inout String) throws {
-        switch (value, type) {
-        case (.null, _): json += "null"
-        case (_, .json):
-            if !appendPlain(value, to: &json) { json += try WireJSON.encodeString(value) }
-        case (.string(let text), _): appendString(text, to: &json)
-        case (.int(let int), _): json += String(int)
-        case (.bool(let bool), _): json += bool ? "true" : "false"
-        default: throw ValidationError("a value does not fit its column type \(type.rawValue)")
+            let lengthIndex = buffer.writerIndex
+            buffer.writeInteger(0, as: Int32.self)
+            let start = buffer.writerIndex
+            element.encode(into: &buffer, context: context)
+            buffer.setInteger(Int32(buffer.writerIndex - start), at: lengthIndex)
         }
     }
 }
 
 /// The flush as a prepared statement, planned once per connection (its plan cost about as much
-/// as running it): `$1…$4` the rows of each table as JSON (`[]` for none), then the sequence
-/// to set, the user, whether to set it, and the `NOTIFY` channel and payload. The count it
-/// returns is 1 when the sequence was set (and the `NOTIFY` sent), else 0.
+/// as running it): each table's column arrays (`FlushColumns`, empty for a table without rows),
+/// then the sequence to set, the user, whether to set it, and the `NOTIFY` channel and payload.
+/// The count it returns is 1 when the sequence was set (and the `NOTIFY` sent), else 0.
 struct FlushStatement: PostgresPreparedStatement {
     typealias Row = Int64
 
-    var rows: [String]
+    var tables: [FlushColumns]
     var advancing: (userID: Int64, seq: Int64)?
 
-    static let name = "chat_flush_v1"
+    static let name = "chat_flush_v2"
+
+    /// Where each table's arrays start among the parameters.
+    private static let firstParameters: [Int] = {
+        var next = 1
+        return ChatSchema.tables.map { schema in
+            defer { next += 4 + schema.columns.count }
+            return next
+        }
+    }()
 
     static let sql: String = {
-        var branches = ChatSchema.tables.enumerated().map { offset, schema in
-            "\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(PostgresBatchedReconcileStore.upsertSQL(schema, parameter: offset + 1)) RETURNING 1)"
+        var branches = zip(ChatSchema.tables, firstParameters).map { schema, first in
+            "\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(PostgresBatchedReconcileStore.upsertSQL(schema, parameter: first)) RETURNING 1)"
         }
-        let next = ChatSchema.tables.count + 1
+        let next = ChatSchema.tables.reduce(1) { $0 + 4 + $1.columns.count }
         branches.append("bumped AS (UPDATE users SET sync_seq = $\(next) WHERE id = $\(next + 1) AND $\(next + 2)::bool RETURNING id)")
         return "WITH \(branches.joined(separator: ",\n")) SELECT count(pg_notify($\(next + 3), $\(next + 4))::text) FROM bumped"
     }()
 
     func makeBindings() throws -> PostgresBindings {
-        var binds = PostgresBindings(capacity: ChatSchema.tables.count + 5)
-        for json in rows { binds.append(json) }
+        var binds = PostgresBindings(capacity: 80)
+        for table in tables { table.bind(into: &binds) }
         binds.append(advancing?.seq ?? 0)
         binds.append(advancing?.userID ?? 0)
         binds.append(advancing != nil)

@@ -242,6 +242,24 @@ public enum PostgresMigrations {
             COMMENT ON COLUMN balance_ledger.balance_after_micros IS 'The balance right after this entry, in micro-USD.';
             COMMENT ON TABLE payments IS 'x402 top-ups: one row per signed payment, pending while the facilitator verifies and settles it.'
             """),
+        // Ingest cost, measured (docs/BENCHMARKS.md):
+        // - `sync_meta` is read and written whole by the server and never queried inside, so it is
+        //   `json` (kept as sent, checked once) rather than `jsonb` (parsed into a tree, keys
+        //   sorted, and printed again on every read).
+        // - Each child carried two foreign keys to the same parent: the draft's `session_id →
+        //   sessions(id)` and the tenancy key `(owner_id, session_id) → sessions(owner_id, id)`.
+        //   The composite key names the same parent row (`id` is the primary key) and cascades
+        //   the same way, so the single-column one only doubled PostgreSQL's per-row checks.
+        Migration(name: "0008-lighter-sync-columns", sql: """
+            ALTER TABLE sessions ALTER COLUMN sync_meta TYPE json USING sync_meta::json;
+            ALTER TABLE messages ALTER COLUMN sync_meta TYPE json USING sync_meta::json;
+            ALTER TABLE message_parts ALTER COLUMN sync_meta TYPE json USING sync_meta::json;
+            ALTER TABLE artifacts ALTER COLUMN sync_meta TYPE json USING sync_meta::json;
+            ALTER TABLE sync_tombstones ALTER COLUMN sync_meta TYPE json USING sync_meta::json;
+            ALTER TABLE messages DROP CONSTRAINT messages_session_id_fkey;
+            ALTER TABLE message_parts DROP CONSTRAINT message_parts_message_id_fkey;
+            ALTER TABLE artifacts DROP CONSTRAINT artifacts_message_part_id_fkey
+            """),
     ]
 
     /// Applies the migrations not applied yet; returns their names.

@@ -158,7 +158,7 @@ enum PostgresRowIO {
                               binds: try binds([state.id, ownerID])), logger: logger)
             try await connection.query("""
                 INSERT INTO sync_tombstones (table_name, row_id, owner_id, sync_seq, sync_meta)
-                VALUES (\(schema.name), \(state.id), \(ownerID), \(seq), \(metaText)::jsonb)
+                VALUES (\(schema.name), \(state.id), \(ownerID), \(seq), \(metaText)::json)
                 ON CONFLICT (table_name, row_id) DO UPDATE SET sync_seq = EXCLUDED.sync_seq, sync_meta = EXCLUDED.sync_meta
                 WHERE sync_tombstones.owner_id = EXCLUDED.owner_id
                 """, logger: logger)
@@ -180,7 +180,7 @@ enum PostgresRowIO {
         let updates = (columns + ["sync_seq", "sync_meta"]).map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
         let sql = """
             INSERT INTO \(quoted(schema.name)) (id, owner_id, \(columns.joined(separator: ", ")), sync_seq, sync_meta)
-            VALUES ($1, $2, \(expressions.joined(separator: ", ")), $\(seqParameter), $\(seqParameter + 1)::jsonb)
+            VALUES ($1, $2, \(expressions.joined(separator: ", ")), $\(seqParameter), $\(seqParameter + 1)::json)
             ON CONFLICT (id) DO UPDATE SET \(updates)
             WHERE \(quoted(schema.name)).owner_id = EXCLUDED.owner_id
             """
