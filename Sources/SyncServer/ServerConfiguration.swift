@@ -60,6 +60,13 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: .disable)
         configuration.options.maximumConnections = maxConnections
+        // Plan each prepared statement once per connection. In PostgreSQL's default mode a
+        // prepared statement is re-planned at every execution whenever its first five custom
+        // plans looked cheaper than the generic one, which for the pull page of a user with a
+        // long history is always: 0.6 ms of planning for 0.05 ms of execution, at every pull.
+        // The generic plans are the same index scans. Unnamed statements are parsed and planned
+        // at each execution either way. (docs/ARCHITECTURE.md, "Prepared statements".)
+        configuration.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
         return configuration
     }
 }

@@ -28,6 +28,10 @@ struct FastCodecTests {
         let foundation = try foundationBytes(value)
         let fast = try FastJSON.encode(value)
         try #require(fast == foundation, "\(context): fast \(text(fast)) ≠ Foundation \(text(foundation))")
+        if let json = value as? JSONValue {
+            // Validation counts a JSON column's bytes without encoding it.
+            try #require(json.encodedByteCount == foundation.count, "\(context): counted \(json.encodedByteCount ?? -1) bytes, encoded \(foundation.count)")
+        }
         let expected = try foundationDecode(T.self, foundation)
         do {
             let decoded = try fastDecode(T.self, foundation)
@@ -103,6 +107,8 @@ struct FastCodecTests {
     }
 
     @Test func nonFiniteDoublesFailAsInFoundation() {
+        #expect(JSONValue.double(.nan).encodedByteCount == nil)
+        #expect(JSONValue.object(["a": [1, .double(-.infinity)]]).encodedByteCount == nil)
         #expect(throws: EncodingError.self) { try WireJSON.encode(JSONValue.double(.nan)) }
         #expect(throws: EncodingError.self) { try WireJSON.encodeString(JSONValue.array([.double(.infinity)])) }
     }

@@ -58,13 +58,12 @@ enum RowIO {
     /// and the row's `sync_meta`, leaving the other columns as they are. For a state built by
     /// `loadPartial` and merged with an edit of those columns.
     static func update(_ db: Database, _ state: RowChange, schema: TableSchema, columns: [String]) throws {
-        let values = state.materialized(schema: schema)
         var arguments: [(any DatabaseValueConvertible)?] = []
         var assignments: [String] = []
         for name in columns {
             guard let column = schema.column(name) else { continue }
             assignments.append("\(name.quotedDatabaseIdentifier) = ?")
-            arguments.append(try databaseValue(values[name] ?? .null, type: column.type))
+            arguments.append(try databaseValue(state.materializedValue(column), type: column.type))
         }
         assignments.append("sync_meta = ?")
         arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
@@ -98,10 +97,10 @@ enum RowIO {
                 arguments: [schema.name, state.id, try WireJSON.encodeString(meta), nowMillis])
             return
         }
-        let values = state.materialized(schema: schema)
         var arguments: [(any DatabaseValueConvertible)?] = [state.id]
+        arguments.reserveCapacity(schema.columns.count + 2)
         for column in schema.columns {
-            arguments.append(try databaseValue(values[column.name] ?? .null, type: column.type))
+            arguments.append(try databaseValue(state.materializedValue(column), type: column.type))
         }
         arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
         try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema)).execute(arguments: StatementArguments(arguments))
@@ -110,10 +109,9 @@ enum RowIO {
     /// A live state as the row it is stored as (without `sync_meta`), for building a model
     /// value from what was just written instead of reading it back.
     static func row(of state: RowChange, schema: TableSchema) throws -> Row {
-        let values = state.materialized(schema: schema)
         var columns: [String: (any DatabaseValueConvertible)?] = ["id": state.id]
         for column in schema.columns {
-            columns[column.name] = try databaseValue(values[column.name] ?? .null, type: column.type)
+            columns[column.name] = try databaseValue(state.materializedValue(column), type: column.type)
         }
         return Row(columns)
     }

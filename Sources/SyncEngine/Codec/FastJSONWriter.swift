@@ -163,3 +163,55 @@ struct FastJSONWriter {
         }
     }
 }
+
+extension JSONValue {
+    /// How many bytes `WireJSON.encode(self)` writes, counted without writing them; nil for a
+    /// non-finite number, which cannot be encoded. Validation checks every JSON column against
+    /// its byte limit, on every change, so encoding just to count was a cost of its own.
+    public var encodedByteCount: Int? {
+        switch self {
+        case .null: return 4
+        case .bool(let bool): return bool ? 4 : 5
+        case .int(let int):
+            var count = int < 0 ? 2 : 1
+            var magnitude = int.magnitude
+            while magnitude >= 10 {
+                magnitude /= 10
+                count += 1
+            }
+            return count
+        case .double(let double):
+            guard double.isFinite else { return nil }
+            let text = double.description
+            return text.hasSuffix(".0") ? text.utf8.count - 2 : text.utf8.count
+        case .string(let string): return Self.encodedByteCount(string)
+        case .array(let items):
+            var count = 2 + max(items.count - 1, 0)
+            for item in items {
+                guard let itemCount = item.encodedByteCount else { return nil }
+                count += itemCount
+            }
+            return count
+        case .object(let members):
+            var count = 2 + max(members.count - 1, 0)
+            for (key, value) in members {
+                guard let valueCount = value.encodedByteCount else { return nil }
+                count += Self.encodedByteCount(key) + 1 + valueCount
+            }
+            return count
+        }
+    }
+
+    /// A string's bytes with quotes and escapes, as `FastJSONWriter.string` writes them.
+    static func encodedByteCount(_ string: String) -> Int {
+        var count = 2
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x09, 0x0A, 0x0C, 0x0D: count += 2
+            case ..<0x20: count += 6
+            default: count += 1
+            }
+        }
+        return count
+    }
+}

@@ -3,22 +3,27 @@ extension RowChange {
     /// counters as the sum of their contributions (0 when none), counter maps as an object of sums.
     public func materialized(schema: TableSchema) -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
-        for column in schema.columns {
-            switch column.rule {
-            case .counter:
-                values[column.name] = .int(Self.fit(counters[column.name]?.total ?? 0, column.type))
-            case .counterMap:
-                var object: [String: JSONValue] = [:]
-                let prefix = column.name + "."
-                for (name, counter) in counters where name.hasPrefix(prefix) {
-                    object[String(name.dropFirst(prefix.count))] = .int(Self.fit(counter.total, column.type))
-                }
-                values[column.name] = .object(object)
-            default:
-                values[column.name] = fields[column.name]?.value ?? .null
-            }
-        }
+        values.reserveCapacity(schema.columns.count)
+        for column in schema.columns { values[column.name] = materializedValue(column) }
         return values
+    }
+
+    /// The value `column` takes in this state, as `materialized` gives it. Writing a row column
+    /// by column needs no dictionary of every value.
+    public func materializedValue(_ column: ColumnSchema) -> JSONValue {
+        switch column.rule {
+        case .counter:
+            return .int(Self.fit(counters[column.name]?.total ?? 0, column.type))
+        case .counterMap:
+            var object: [String: JSONValue] = [:]
+            let prefix = column.name + "."
+            for (name, counter) in counters where name.hasPrefix(prefix) {
+                object[String(name.dropFirst(prefix.count))] = .int(Self.fit(counter.total, column.type))
+            }
+            return .object(object)
+        default:
+            return fields[column.name]?.value ?? .null
+        }
     }
 
     /// A counter total as its column can hold it: an `integer` column saturates at `Int32.max`

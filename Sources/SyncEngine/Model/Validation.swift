@@ -33,17 +33,18 @@ public struct ChangeValidator: Sendable {
         guard let schema = ChatSchema.table(change.table) else {
             throw ValidationError("unknown table \"\(change.table.prefix(64))\"; expected one of sessions, messages, message_parts, artifacts")
         }
-        let row = "\(change.table)/\(change.id.prefix(128))"
+        // Messages are built only when something is refused: this runs on every change.
+        var row: String { "\(change.table)/\(change.id.prefix(128))" }
         guard RowID.isValid(change.id) else {
             throw ValidationError("\(change.table): a row id must be 1-128 characters of A-Z a-z 0-9 _ - . :")
         }
         let limit = nowMillis + maxClockSkewMillis
-        func checkStamp(_ stamp: Stamp, _ what: String) throws(ValidationError) {
+        func checkStamp(_ stamp: Stamp, _ what: @autoclosure () -> String) throws(ValidationError) {
             guard stamp.hlc.millis <= limit else {
-                throw ValidationError("\(row): the stamp of \(what) is more than \(maxClockSkewMillis / 3_600_000) h in the future; fix the device clock")
+                throw ValidationError("\(row): the stamp of \(what()) is more than \(maxClockSkewMillis / 3_600_000) h in the future; fix the device clock")
             }
             guard change.vv.contains(stamp) else {
-                throw ValidationError("\(row): the version vector does not include the stamp of \(what)")
+                throw ValidationError("\(row): the version vector does not include the stamp of \(what())")
             }
         }
         if let tombstone = change.tombstone {
@@ -92,8 +93,8 @@ public struct ChangeValidator: Sendable {
         }
     }
 
-    static func check(_ value: JSONValue, column: ColumnSchema, row: String) throws(ValidationError) {
-        let field = "\(row): \"\(column.name)\""
+    static func check(_ value: JSONValue, column: ColumnSchema, row: @autoclosure () -> String) throws(ValidationError) {
+        var field: String { "\(row()): \"\(column.name)\"" }
         if value.isNull {
             guard column.nullable else { throw ValidationError("\(field) may not be null") }
             return
@@ -122,7 +123,7 @@ public struct ChangeValidator: Sendable {
             }
         case .json:
             guard !value.containsNUL else { throw ValidationError("\(field) may not contain NUL characters") }
-            let size = (try? WireJSON.encode(value).count) ?? Int.max
+            let size = value.encodedByteCount ?? Int.max
             guard size <= column.maxBytes else {
                 throw ValidationError("\(field) is larger than \(column.maxBytes) bytes")
             }

@@ -84,6 +84,9 @@ public struct TableSchema: Sendable, Equatable {
         self.parent = parent
         self.uniqueColumn = uniqueColumn
         self.columnsByName = Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0) })
+        self.fieldColumns = columns.filter { !$0.rule.isCounter }
+        self.counterColumns = columns.filter { $0.rule.isCounter }
+        self.requiredColumns = fieldColumns.filter { !$0.nullable }
     }
 
     private let columnsByName: [String: ColumnSchema]
@@ -91,11 +94,11 @@ public struct TableSchema: Sendable, Equatable {
     public func column(_ name: String) -> ColumnSchema? { columnsByName[name] }
 
     /// Columns whose value is stored as a stamped field (everything but counters).
-    public var fieldColumns: [ColumnSchema] { columns.filter { !$0.rule.isCounter } }
+    public let fieldColumns: [ColumnSchema]
     /// Columns materialized from counter contributions.
-    public var counterColumns: [ColumnSchema] { columns.filter { $0.rule.isCounter } }
+    public let counterColumns: [ColumnSchema]
     /// Non-null stamped columns a row must have before it can be stored.
-    public var requiredColumns: [ColumnSchema] { fieldColumns.filter { !$0.nullable } }
+    public let requiredColumns: [ColumnSchema]
 
     public static func == (lhs: TableSchema, rhs: TableSchema) -> Bool {
         lhs.name == rhs.name && lhs.columns == rhs.columns && lhs.parent == rhs.parent && lhs.uniqueColumn == rhs.uniqueColumn

@@ -253,9 +253,8 @@ struct FlushColumns {
     }
 
     mutating func append(_ state: RowChange, ownerID: Int64, seq: Int64) throws {
-        let values = state.materialized(schema: schema)
         for index in columns.indices {
-            try columns[index].append(values[columns[index].column.name] ?? .null)
+            try columns[index].append(state.materializedValue(columns[index].column))
         }
         ids.append(state.id)
         ownerIDs.append(ownerID)

@@ -164,14 +164,13 @@ enum PostgresRowIO {
                 """, logger: logger)
             return
         }
-        let values = state.materialized(schema: schema)
         var bindings = PostgresBindings(capacity: schema.columns.count + 4)
         bindings.append(state.id)
         bindings.append(ownerID)
         var expressions: [String] = []
         for (offset, column) in schema.columns.enumerated() {
             expressions.append(writeExpression(column, parameter: 3 + offset))
-            try append(values[column.name] ?? .null, type: column.type, to: &bindings)
+            try append(state.materializedValue(column), type: column.type, to: &bindings)
         }
         let seqParameter = 3 + schema.columns.count
         bindings.append(seq)
