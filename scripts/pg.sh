@@ -306,12 +306,6 @@ write_server_conf() {
         echo "listen_addresses = '127.0.0.1'"
         echo "unix_socket_directories = '${socket_dirs//\'/\'\'}'"
         echo "max_connections = 200"
-        # Statistics that keep up with tables growing from empty within seconds (tests,
-        # benchmarks). A connection plans a foreign-key check once; planned while the parent
-        # table held a page, it scans that table sequentially until ANALYZE invalidates the
-        # plan. With the default 1 min the first minute of pushes into a fresh database ran
-        # 4x slower (docs/BENCHMARKS.md); a long-running server only sees that once.
-        echo "autovacuum_naptime = 1s"
         if [[ "$PG_FAST" == 1 ]]; then
             echo "fsync = off"
             echo "synchronous_commit = off"
