@@ -57,21 +57,29 @@ extension ChatStore {
             let session = try sessionOrigin(db, sessionID)
             let at = now()
             // The session was just read and the message is written first: both parents are live.
-            let message = try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
+            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
                 "session_id": .string(sessionID), "role": "user", "status": "complete",
                 "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
                 "created_at": .int(at), "completed_at": .int(at),
             ], creating: true, parentIsLive: true)
-            let part = try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
-                "message_id": .string(id), "index": 0, "type": "text", "content": ["text": .string(text)],
+            let content: JSONValue = ["text": .string(text)]
+            try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
+                "message_id": .string(id), "index": 0, "type": "text", "content": content,
                 "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
                 "started_at": .int(at), "completed_at": .int(at),
             ], creating: true, parentIsLive: true)
             try touchSession(db, stamp: stamp, sessionID, at: at)
-            // Built from what was written: the message and its one part, as a read would return them.
-            return try Self.message(
-                from: RowIO.row(of: message, schema: ChatSchema.messages),
-                parts: [Self.part(from: RowIO.row(of: part, schema: ChatSchema.messageParts))])
+            // What was written, as a read would return it (a test compares the two). Both rows
+            // are new, so they hold exactly these values.
+            let part = MessagePart(
+                id: partID, messageID: id, index: 0, stepIndex: nil, type: .text, content: content,
+                agent: session.agent, provider: session.provider, model: session.model, startedAt: at, completedAt: at,
+                toolName: nil, toolCallID: nil, toolDurationMs: nil)
+            return Message(
+                id: id, sessionID: sessionID, role: .user, status: .complete, agent: session.agent, provider: session.provider,
+                model: session.model, createdAt: at, completedAt: at, latencyMs: nil, promptTokens: nil, completionTokens: nil,
+                totalTokens: nil, cachedInputTokens: nil, reasoningTokens: nil, error: nil, errorType: nil, errorDetails: nil,
+                isAborted: nil, parts: [part])
         }
     }
 

@@ -258,6 +258,15 @@ enum ServerBench {
         log(String(format: "  of which: page reads in process %.2f s (%.0f rows/s), JSON encode %.2f s, decode %.2f s (%.1f MB)",
                    readSeconds, Double(rowCount) / readSeconds, pageEncodeSeconds, pageDecodeSeconds,
                    Double(pageBodies.reduce(0) { $0 + $1.count }) / 1_048_576))
+        // The floor: the same rows read out of the raw tables with plain SELECTs.
+        let (rawRead, rawReadSeconds) = try await RawPostgres.readAll(ownerID: user.id, client: context.client, logger: context.logger)
+        guard rawRead == rowCount else { throw BenchFailure("the raw tables hold \(rawRead) of \(rowCount) rows") }
+        log(String(format: "  floor: the same rows read from the raw tables with plain SELECTs %.2f s (%.0f rows/s)",
+                   rawReadSeconds, Double(rowCount) / rawReadSeconds))
+        figures.append(.rate(3, "Bootstrap (server)", "floor: plain SELECT of the same rows", unit: "rows/s",
+                             ours: Double(rowCount) / rawReadSeconds, raw: rawBoot,
+                             note: "raw PostgreSQL reading the raw tables (no sync metadata, no HTTP, no JSON, no apply) against raw SQLite inserting them"))
+        details["bootstrap.server.rawReadSeconds"] = rawReadSeconds
         details["bootstrap.server.readSeconds"] = readSeconds
         details["bootstrap.server.encodeSeconds"] = pageEncodeSeconds
         details["bootstrap.server.decodeSeconds"] = pageDecodeSeconds

@@ -150,6 +150,46 @@ enum RawPostgres {
     }
 }
 
+extension RawPostgres {
+    /// Reads one owner's rows back out of the raw tables, one plain `SELECT` per table on one
+    /// connection, every value decoded into a Swift value (timestamps as epoch milliseconds,
+    /// JSON as text, as the server's own reads ask for them): the floor for any server that
+    /// serves these rows out of PostgreSQL. Returns the rows read and the seconds it took.
+    static func readAll(ownerID: Int64, client: PostgresClient, logger: Logger) async throws -> (rows: Int, seconds: Double) {
+        try await client.withConnection { connection in
+            var count = 0
+            let start = nowNanos()
+            for table in tables {
+                guard let schema = ChatSchema.table(table) else { throw BenchFailure("unknown table \(table)") }
+                let expressions = ["id"] + schema.columns.map { column -> String in
+                    let name = "\"\(column.name)\""
+                    return switch column.type {
+                    case .text, .int64, .boolean: name
+                    case .int32: "\(name)::int8"
+                    case .timestamp: "(extract(epoch FROM \(name)) * 1000)::int8"
+                    case .json: "\(name)::text"
+                    }
+                }
+                let types = [ColumnType.text] + schema.columns.map(\.type)
+                let rows = try await connection.query(PostgresQuery(unsafeSQL: """
+                    SELECT \(expressions.joined(separator: ", ")) FROM raw_\(table) WHERE owner_id = \(ownerID)
+                    """), logger: logger)
+                for try await row in rows {
+                    for (cell, type) in zip(row, types) {
+                        switch type {
+                        case .text, .json: _ = try cell.decode(String?.self)
+                        case .int32, .int64, .timestamp: _ = try cell.decode(Int64?.self)
+                        case .boolean: _ = try cell.decode(Bool?.self)
+                        }
+                    }
+                    count += 1
+                }
+            }
+            return (count, Double(nowNanos() - start) / 1e9)
+        }
+    }
+}
+
 /// A `Sendable` counter for callbacks that cannot await.
 final class Tally: @unchecked Sendable {
     // @unchecked: every access holds `lock`.

@@ -24,6 +24,7 @@ public struct RowMeta: Codable, Equatable, Sendable {
     public func state(table: String, id: String, values: [String: JSONValue]) -> RowChange {
         if let tombstone { return RowChange(table: table, id: id, vv: vv, tombstone: tombstone) }
         var fields: [String: FieldValue] = [:]
+        fields.reserveCapacity(stamps.count)
         for (column, stamp) in stamps { fields[column] = FieldValue(values[column] ?? .null, stamp: stamp) }
         return RowChange(table: table, id: id, vv: vv, fields: fields, counters: counters)
     }

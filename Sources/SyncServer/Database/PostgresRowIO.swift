@@ -48,17 +48,29 @@ enum PostgresRowIO {
         let id = try cells[0].decode(String.self)
         let ownerID = try cells[1].decode(Int64.self)
         let meta = try WireJSON.decode(RowMeta.self, from: try cells[2].decode(String.self))
-        var values: [String: JSONValue] = [:]
+        if let tombstone = meta.tombstone {
+            return Stored(state: RowChange(table: schema.name, id: id, vv: meta.vv, tombstone: tombstone), ownerID: ownerID)
+        }
+        // The fields straight from the cells of the stamped columns (what `RowMeta.state` makes
+        // of every value, without a dictionary of all of them first).
+        var fields: [String: FieldValue] = [:]
+        fields.reserveCapacity(meta.stamps.count)
         for (offset, column) in schema.fieldColumns.enumerated() {
+            guard let stamp = meta.stamps[column.name] else { continue }
             let cell = cells[3 + offset]
-            values[column.name] = switch column.type {
+            let value: JSONValue = switch column.type {
             case .text: try cell.decode(String?.self).map(JSONValue.string) ?? .null
             case .int32, .int64, .timestamp: try cell.decode(Int64?.self).map(JSONValue.int) ?? .null
             case .boolean: try cell.decode(Bool?.self).map(JSONValue.bool) ?? .null
             case .json: try cell.decode(String?.self).map { try WireJSON.decode(JSONValue.self, from: $0) } ?? .null
             }
+            fields[column.name] = FieldValue(value, stamp: stamp)
         }
-        return Stored(state: meta.state(table: schema.name, id: id, values: values), ownerID: ownerID)
+        // A stamp of a column this schema does not read keeps its null value, as `state` gives it.
+        if fields.count != meta.stamps.count {
+            for (column, stamp) in meta.stamps where fields[column] == nil { fields[column] = FieldValue(.null, stamp: stamp) }
+        }
+        return Stored(state: RowChange(table: schema.name, id: id, vv: meta.vv, fields: fields, counters: meta.counters), ownerID: ownerID)
     }
 
     /// The stored state of a row, live or tombstone, whoever owns it.
