@@ -9,6 +9,7 @@ enum LocalMigrations {
         migrator.registerMigration("v1-sync-metadata", migrate: createSyncTables)
         migrator.registerMigration("v2-conflict-identity", migrate: addConflictIdentity)
         migrator.registerMigration("v3-reset", migrate: addReset)
+        migrator.registerMigration("v4-outbox-without-autoincrement", migrate: rebuildOutboxWithoutAutoincrement)
         return migrator
     }
 
@@ -113,6 +114,29 @@ enum LocalMigrations {
                 row_id TEXT NOT NULL,
                 PRIMARY KEY (table_name, row_id)
             ) WITHOUT ROWID;
+            """)
+    }
+
+    /// `AUTOINCREMENT` made every new outbox entry also rewrite `sqlite_sequence`: one page of
+    /// WAL in every local write. A plain rowid key gives the same order (a new entry takes the
+    /// largest `seq` plus one, so it still sorts after every pending entry; a `seq` can come
+    /// back only after its entry is gone, and nothing refers to an entry by `seq`). Entries and
+    /// their order are kept.
+    private static func rebuildOutboxWithoutAutoincrement(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE sync_outbox_v4 (
+                seq INTEGER PRIMARY KEY,
+                table_name TEXT NOT NULL,
+                row_id TEXT NOT NULL,
+                columns TEXT NOT NULL,
+                revision INTEGER NOT NULL DEFAULT 1,
+                first_written_at INTEGER NOT NULL,
+                UNIQUE (table_name, row_id)
+            );
+            INSERT INTO sync_outbox_v4 (seq, table_name, row_id, columns, revision, first_written_at)
+                SELECT seq, table_name, row_id, columns, revision, first_written_at FROM sync_outbox ORDER BY seq;
+            DROP TABLE sync_outbox;
+            ALTER TABLE sync_outbox_v4 RENAME TO sync_outbox;
             """)
     }
 
