@@ -274,6 +274,7 @@ extension ChatStore {
         add increments: [String: Int64] = [:], delete: Bool = false, creating: Bool = false, parentIsLive: Bool = false
     ) throws -> RowChange {
         let current: RowChange?
+        var outboxPointer: Int64?
         var touched: [String] = []
         if creating {
             switch try RowIO.presence(db, schema, id: id) {
@@ -283,13 +284,16 @@ extension ChatStore {
             }
         } else if delete {
             current = try RowIO.load(db, schema, id: id)
+            if current?.isDeleted == false { outboxPointer = try RowIO.outboxPointer(db, schema, id: id) }
         } else {
             touched = values.keys.sorted()
             for name in increments.keys {
                 let column = CounterKey.split(name).column
                 if !touched.contains(column) { touched.append(column) }
             }
-            current = try RowIO.loadPartial(db, schema, id: id, columns: touched)
+            let loaded = try RowIO.loadPartial(db, schema, id: id, columns: touched)
+            current = loaded?.state
+            outboxPointer = loaded?.outboxPointer
         }
         // A row that is not live here (never seen, or a tombstone) cannot be edited.
         if current?.isDeleted == true || (current == nil && !creating) {
@@ -316,12 +320,15 @@ extension ChatStore {
             throw LocalStoreError.invalid("\(schema.name) needs \(ChangeValidator.missingRequired(result.state).joined(separator: ", "))")
         }
         guard result.outcome != .unchanged else { return result.state }
+        // Queued first, so that the row is written once, with its entry's `seq` if that is new.
+        let entry = try Outbox.mark(
+            db, RowKey(table: schema.name, id: id), pointer: outboxPointer, columns: Set(values.keys), nowMillis: now())
+        let newPointer = entry == outboxPointer ? nil : entry
         if current != nil, !delete {
-            try RowIO.update(db, result.state, schema: schema, columns: touched)
+            try RowIO.update(db, result.state, schema: schema, columns: touched, outboxPointer: newPointer)
         } else {
-            try RowIO.store(db, result.state, schema: schema, nowMillis: now())
+            try RowIO.store(db, result.state, schema: schema, nowMillis: now(), outboxPointer: newPointer)
         }
-        try Outbox.mark(db, RowKey(table: schema.name, id: id), columns: Set(values.keys), nowMillis: now())
         return result.state
     }
 }

@@ -67,7 +67,7 @@ struct CoalescingTests {
         let second = try #require(try await store.nextOutboxBatch(limit: 100))
         #expect(second.changes.map(\.key) == [RowKey(table: "message_parts", id: "p1")])
         #expect(second.changes.first?.fields["content"]?.value == ["text": "abcd"])
-        #expect(second.receipts == [.init(key: RowKey(table: "message_parts", id: "p1"), revision: 4)])
+        #expect(second.receipts == [.init(key: RowKey(table: "message_parts", id: "p1"), revision: 4, entry: 3)])
 
         // A stale acknowledgement (the first batch again) does not remove the newer entry.
         try await store.acknowledge(first, response: pushResponse(for: first))
@@ -124,5 +124,35 @@ struct CoalescingTests {
             try await store.acknowledge(batch, response: pushResponse(for: batch))
         }
         return pushed
+    }
+
+    /// A row finds its entry through `outbox_seq`. Once that entry is acknowledged and deleted,
+    /// its `seq` can be taken by another row's entry: the stale pointer must not be followed.
+    @Test("a row whose entry was acknowledged gets a new entry, even when its old seq now belongs to another row")
+    func stalePointer() async throws {
+        let clock = TestClock()
+        let store = try ChatStore.inMemory(replicaID: replicaA, now: clock.closure)
+        try store.createSession(title: "first", agent: "a", provider: "p", model: "m", projectPath: "/", id: "s1")
+        try await drainOutbox(store)
+        #expect(try outbox(store).isEmpty)
+
+        // The outbox is empty, so the next entry takes seq 1 again: s1's old seq.
+        try store.createSession(title: "second", agent: "a", provider: "p", model: "m", projectPath: "/", id: "s2")
+        let pointers = try await store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, outbox_seq FROM sessions ORDER BY id").map { "\($0["id"] as String)=\($0["outbox_seq"] as Int64)" }
+        }
+        #expect(pointers == ["s1=1", "s2=1"])
+
+        clock.advance()
+        try store.renameSession(id: "s1", title: "renamed")
+        #expect(try outbox(store) == [
+            OutboxRow(table: "sessions", id: "s2",
+                      columns: ["agent", "created_at", "last_active_at", "model", "project_path", "provider", "title"], revision: 1),
+            OutboxRow(table: "sessions", id: "s1", columns: ["title"], revision: 1),
+        ])
+        let pushed = try await drainOutbox(store)
+        #expect(pushed.map(\.id) == ["s2", "s1"])
+        #expect(pushed.last?.fields["title"]?.value == "renamed")
+        #expect(try outbox(store).isEmpty)
     }
 }

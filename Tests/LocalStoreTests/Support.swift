@@ -70,8 +70,9 @@ func withFileStore<T>(
 // MARK: Inspecting the replica
 
 /// Every table of the replica, each as its rows rendered to text and sorted, `sync_state.hlc`
-/// left out: two snapshots are equal exactly when the stored data is.
-func snapshot(_ store: ChatStore) throws -> [String: [String]] {
+/// and the columns in `leavingOut` left out: two snapshots are equal exactly when the stored
+/// data is.
+func snapshot(_ store: ChatStore, leavingOut: Set<String> = []) throws -> [String: [String]] {
     try store.writer.read { db in
         let tables = try String.fetchAll(db, sql: """
             SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name
@@ -81,7 +82,7 @@ func snapshot(_ store: ChatStore) throws -> [String: [String]] {
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(table.quotedDatabaseIdentifier)")
             result[table] = rows.map { row in
                 zip(row.columnNames, row.databaseValues)
-                    .filter { !(table == "sync_state" && $0.0 == "hlc") }
+                    .filter { !(table == "sync_state" && $0.0 == "hlc") && !leavingOut.contains($0.0) }
                     .map { "\($0.0)=\($0.1)" }
                     .joined(separator: " ")
             }.sorted()
@@ -133,9 +134,10 @@ func outbox(_ store: ChatStore) throws -> [OutboxRow] {
     }
 }
 
-/// The live rows of the four chat tables with every column (values and `sync_meta`), by table.
+/// The live rows of the four chat tables with every column (values and `sync_meta`), by table;
+/// not `outbox_seq`, which says where this replica queued the row, not what the row is.
 func chatRows(_ store: ChatStore) throws -> [String: [String]] {
-    try snapshot(store).filter { ["sessions", "messages", "message_parts", "artifacts"].contains($0.key) }
+    try snapshot(store, leavingOut: ["outbox_seq"]).filter { ["sessions", "messages", "message_parts", "artifacts"].contains($0.key) }
 }
 
 // MARK: Sync helpers

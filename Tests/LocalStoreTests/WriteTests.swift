@@ -59,7 +59,7 @@ struct WriteTests {
             table: "sessions", id: "s1",
             columns: ["agent", "created_at", "last_active_at", "model", "project_path", "provider", "title"], revision: 1)])
         let batch = try #require(try await store.nextOutboxBatch(limit: 10))
-        #expect(batch.receipts == [.init(key: RowKey(table: "sessions", id: "s1"), revision: 1)])
+        #expect(batch.receipts == [.init(key: RowKey(table: "sessions", id: "s1"), revision: 1, entry: 1)])
         let change = try #require(batch.changes.first)
         #expect(batch.changes.count == 1)
         #expect(change.key == RowKey(table: "sessions", id: "s1"))

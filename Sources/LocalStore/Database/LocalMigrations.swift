@@ -9,7 +9,7 @@ enum LocalMigrations {
         migrator.registerMigration("v1-sync-metadata", migrate: createSyncTables)
         migrator.registerMigration("v2-conflict-identity", migrate: addConflictIdentity)
         migrator.registerMigration("v3-reset", migrate: addReset)
-        migrator.registerMigration("v4-outbox-without-autoincrement", migrate: rebuildOutboxWithoutAutoincrement)
+        migrator.registerMigration("v4-outbox-pointers", migrate: pointRowsAtOutboxEntries)
         return migrator
     }
 
@@ -117,12 +117,22 @@ enum LocalMigrations {
             """)
     }
 
-    /// `AUTOINCREMENT` made every new outbox entry also rewrite `sqlite_sequence`: one page of
-    /// WAL in every local write. A plain rowid key gives the same order (a new entry takes the
-    /// largest `seq` plus one, so it still sorts after every pending entry; a `seq` can come
-    /// back only after its entry is gone, and nothing refers to an entry by `seq`). Entries and
-    /// their order are kept.
-    private static func rebuildOutboxWithoutAutoincrement(_ db: Database) throws {
+    /// Each chat row points at its outbox entry (`outbox_seq`), and the outbox loses its
+    /// `(table_name, row_id)` index and `AUTOINCREMENT`. Every local write reads or writes its
+    /// row anyway, so the pointer costs nothing, while the index put about three pages and
+    /// `sqlite_sequence` one page of WAL into every write (figure 1 in `docs/BENCHMARKS.md`).
+    /// A plain rowid key keeps the order: a new entry takes the largest `seq` plus one, so it
+    /// sorts after every pending entry; a `seq` can come back only after its entry is gone, and
+    /// a pointer is trusted only when the entry it names is its row's (`Outbox.mark`). Pending
+    /// entries, their revisions and their order are kept.
+    private static func pointRowsAtOutboxEntries(_ db: Database) throws {
+        for table in ["sessions", "messages", "message_parts", "artifacts"] {
+            try db.execute(sql: """
+                ALTER TABLE \(table) ADD COLUMN outbox_seq INTEGER;
+                UPDATE \(table) SET outbox_seq = (
+                    SELECT seq FROM sync_outbox o WHERE o.table_name = '\(table)' AND o.row_id = \(table).id);
+                """)
+        }
         try db.execute(sql: """
             CREATE TABLE sync_outbox_v4 (
                 seq INTEGER PRIMARY KEY,
@@ -130,8 +140,7 @@ enum LocalMigrations {
                 row_id TEXT NOT NULL,
                 columns TEXT NOT NULL,
                 revision INTEGER NOT NULL DEFAULT 1,
-                first_written_at INTEGER NOT NULL,
-                UNIQUE (table_name, row_id)
+                first_written_at INTEGER NOT NULL
             );
             INSERT INTO sync_outbox_v4 (seq, table_name, row_id, columns, revision, first_written_at)
                 SELECT seq, table_name, row_id, columns, revision, first_written_at FROM sync_outbox ORDER BY seq;

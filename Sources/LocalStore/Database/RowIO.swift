@@ -39,25 +39,36 @@ enum RowIO {
 
     /// A live row's state with the values of `columns` only: its vector, every stamp and every
     /// counter, but `null` for the other columns' values. Enough to merge an edit of `columns`
-    /// (the merge is column-wise) without reading or decoding the rest of the row. `nil` when
-    /// there is no live row.
-    static func loadPartial(_ db: Database, _ schema: TableSchema, id: String, columns: [String]) throws -> RowChange? {
-        let names = (["sync_meta"] + columns).map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+    /// (the merge is column-wise) without reading or decoding the rest of the row. Also the
+    /// row's `outbox_seq` (see `Outbox`). `nil` when there is no live row.
+    static func loadPartial(
+        _ db: Database, _ schema: TableSchema, id: String, columns: [String]
+    ) throws -> (state: RowChange, outboxPointer: Int64?)? {
+        let names = (["outbox_seq", "sync_meta"] + columns).map(\.quotedDatabaseIdentifier).joined(separator: ", ")
         let select = try db.cachedStatement(sql: "SELECT \(names) FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?")
         guard let row = try Row.fetchOne(select, arguments: [id]) else { return nil }
-        let meta = try WireJSON.decode(RowMeta.self, from: row[0] as String)
+        let meta = try WireJSON.decode(RowMeta.self, from: row[1] as String)
         var values: [String: JSONValue] = [:]
         for (offset, name) in columns.enumerated() {
             guard let column = schema.column(name), meta.stamps[name] != nil else { continue }
-            values[name] = try jsonValue(row[offset + 1], type: column.type)
+            values[name] = try jsonValue(row[offset + 2], type: column.type)
         }
-        return meta.state(table: schema.name, id: id, values: values)
+        return (meta.state(table: schema.name, id: id, values: values), row[0])
+    }
+
+    /// A live row's `outbox_seq`: the outbox entry it was last queued under, if any.
+    static func outboxPointer(_ db: Database, _ schema: TableSchema, id: String) throws -> Int64? {
+        try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT outbox_seq FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [id])
     }
 
     /// Writes the values of `columns` (taken from the full `state`, counters as their totals)
     /// and the row's `sync_meta`, leaving the other columns as they are. For a state built by
-    /// `loadPartial` and merged with an edit of those columns.
-    static func update(_ db: Database, _ state: RowChange, schema: TableSchema, columns: [String]) throws {
+    /// `loadPartial` and merged with an edit of those columns. `outboxPointer`, when given,
+    /// becomes the row's `outbox_seq`.
+    static func update(
+        _ db: Database, _ state: RowChange, schema: TableSchema, columns: [String], outboxPointer: Int64? = nil
+    ) throws {
         var arguments: [(any DatabaseValueConvertible)?] = []
         var assignments: [String] = []
         for name in columns {
@@ -67,6 +78,10 @@ enum RowIO {
         }
         assignments.append("sync_meta = ?")
         arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
+        if let outboxPointer {
+            assignments.append("outbox_seq = ?")
+            arguments.append(outboxPointer)
+        }
         arguments.append(state.id)
         let sql = "UPDATE \(schema.name.quotedDatabaseIdentifier) SET \(assignments.joined(separator: ", ")) WHERE id = ?"
         try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(arguments))
@@ -85,7 +100,10 @@ enum RowIO {
 
     /// Writes a state: a live row is upserted with every column (never `INSERT OR REPLACE`, which
     /// would fire the cascades); a tombstone deletes the row, its descendants going with it.
-    static func store(_ db: Database, _ state: RowChange, schema: TableSchema, nowMillis: Int64) throws {
+    /// A live row keeps its `outbox_seq` unless `outboxPointer` gives a new one.
+    static func store(
+        _ db: Database, _ state: RowChange, schema: TableSchema, nowMillis: Int64, outboxPointer: Int64? = nil
+    ) throws {
         if let tombstone = state.tombstone {
             try db.execute(sql: "DELETE FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?", arguments: [state.id])
             let meta = RowMeta(vv: state.vv, tombstone: tombstone)
@@ -103,7 +121,13 @@ enum RowIO {
             arguments.append(try databaseValue(state.materializedValue(column), type: column.type))
         }
         arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
-        try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema)).execute(arguments: StatementArguments(arguments))
+        if let outboxPointer {
+            arguments.append(outboxPointer)
+            try db.cachedStatement(sql: upsertWithPointerSQL[schema.name] ?? makeUpsertSQL(schema, pointer: true))
+                .execute(arguments: StatementArguments(arguments))
+        } else {
+            try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema)).execute(arguments: StatementArguments(arguments))
+        }
     }
 
     /// A live state as the row it is stored as (without `sync_meta`), for building a model
@@ -116,11 +140,14 @@ enum RowIO {
         return Row(columns)
     }
 
-    /// The upsert of each table, built once.
+    /// The upsert of each table, built once: for a remote state (the row keeps its
+    /// `outbox_seq`), and for a local write that queued the row under a new entry.
     private static let upsertSQL = Dictionary(uniqueKeysWithValues: ChatSchema.tables.map { ($0.name, makeUpsertSQL($0)) })
+    private static let upsertWithPointerSQL = Dictionary(
+        uniqueKeysWithValues: ChatSchema.tables.map { ($0.name, makeUpsertSQL($0, pointer: true)) })
 
-    private static func makeUpsertSQL(_ schema: TableSchema) -> String {
-        let columns = ["id"] + schema.columns.map(\.name) + ["sync_meta"]
+    private static func makeUpsertSQL(_ schema: TableSchema, pointer: Bool = false) -> String {
+        let columns = ["id"] + schema.columns.map(\.name) + ["sync_meta"] + (pointer ? ["outbox_seq"] : [])
         let names = columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
         let marks = Array(repeating: "?", count: columns.count).joined(separator: ", ")
         let updates = columns.dropFirst().map { "\($0.quotedDatabaseIdentifier) = excluded.\($0.quotedDatabaseIdentifier)" }

@@ -19,11 +19,11 @@ extension ChatStore: SyncStorage {
                           let state = try RowIO.load(db, schema, id: entry.key.id)
                     else {
                         // The row went with a deleted ancestor before it was ever pushed.
-                        try Outbox.remove(db, entry.key)
+                        try Outbox.remove(db, seq: entry.seq)
                         continue
                     }
                     changes.append(state.isDeleted ? state : state.restricted(to: entry.columns))
-                    receipts.append(.init(key: entry.key, revision: entry.revision))
+                    receipts.append(.init(key: entry.key, revision: entry.revision, entry: entry.seq))
                 }
             }
             return OutboxBatch(changes: changes, receipts: receipts)
@@ -105,7 +105,7 @@ extension ChatStore: SyncStorage {
             let doomed = try String.fetchAll(db, sql: """
                 SELECT id FROM \(table) t
                 WHERE NOT EXISTS (SELECT 1 FROM sync_reset_seen s WHERE s.table_name = ? AND s.row_id = t.id)
-                  AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.table_name = ? AND o.row_id = t.id)
+                  AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.seq = t.outbox_seq AND o.table_name = ? AND o.row_id = t.id)
                 """, arguments: [schema.name, schema.name])
             for id in doomed {
                 try db.execute(sql: "DELETE FROM \(table) WHERE id = ?", arguments: [id])
@@ -295,13 +295,12 @@ extension ChatStore: SyncStorage {
     private func recordPendingDescendantsLost(_ db: Database, schema: TableSchema, id: String, tombstone: Stamp?) throws {
         var conflicts: [Conflict] = []
         for (table, ids) in try descendants(db, of: schema, id: id) {
-            for rowID in ids where try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM sync_outbox WHERE table_name = ? AND row_id = ?", arguments: [table, rowID]) == true
-            {
+            for rowID in ids {
+                guard let entry = try Outbox.pendingEntry(db, table: table, id: rowID) else { continue }
                 conflicts.append(Conflict(
                     kind: .parentDeleted, table: table, rowID: rowID, column: nil, winner: nil, winnerStamp: tombstone,
                     loser: nil, loserStamp: nil))
-                try Outbox.remove(db, RowKey(table: table, id: rowID))
+                try Outbox.remove(db, seq: entry)
             }
         }
         try recordConflicts(db, conflicts)

@@ -30,16 +30,20 @@ public protocol SyncStorage: Sendable {
     func recordSyncCompleted(atMillis: Int64) async throws
 }
 
-/// What the outbox handed out for one push: the changes and, per row, the outbox revision they
-/// were read at.
+/// What the outbox handed out for one push: the changes and, per row, the outbox entry and the
+/// revision they were read at.
 public struct OutboxBatch: Sendable, Equatable {
     public struct Receipt: Sendable, Equatable {
         public var key: RowKey
         public var revision: Int64
+        /// Which outbox entry this is, in the storage's own numbering (the SQLite outbox's
+        /// `seq`); 0 where a storage finds entries by `key` alone.
+        public var entry: Int64
 
-        public init(key: RowKey, revision: Int64) {
+        public init(key: RowKey, revision: Int64, entry: Int64 = 0) {
             self.key = key
             self.revision = revision
+            self.entry = entry
         }
     }
 
