@@ -51,6 +51,35 @@ struct FastCodecTests {
 
     // MARK: Fixtures and fixed cases
 
+    /// `sync_meta` as stored: columns grouped under their stamp, groups in stamp order,
+    /// columns in byte order, empty members left out; the first form is still read.
+    @Test func rowMetaStoredForm() throws {
+        let a = ReplicaID("dev-a"), b = ReplicaID("dev-b")
+        let early = Stamp(hlc: HLC(rawValue: 0x018b_cfe5_6800_0001), replica: b)
+        let late = Stamp(hlc: HLC(rawValue: 0x018b_cfe5_6800_0002), replica: a)
+        let meta = RowMeta(
+            vv: VersionVector([a: late.hlc, b: early.hlc]),
+            stamps: ["title": late, "agent": early, "model": early, "created_at": early, "Zed": early],
+            counters: [:], tombstone: nil)
+        let stored = #"{"stamped":{"018bcfe568000001@dev-b":["Zed","agent","created_at","model"],"018bcfe568000002@dev-a":["title"]},"vv":{"dev-a":"018bcfe568000002","dev-b":"018bcfe568000001"}}"#
+        #expect(try WireJSON.encodeString(meta) == stored)
+        #expect(Self.text(try Self.foundationBytes(meta)) == stored)
+        #expect(try WireJSON.decode(RowMeta.self, from: stored) == meta)
+
+        // Rows stored before the grouped form read as they are.
+        let first = #"{"counters":{},"stamps":{"Zed":"018bcfe568000001@dev-b","agent":"018bcfe568000001@dev-b","created_at":"018bcfe568000001@dev-b","model":"018bcfe568000001@dev-b","title":"018bcfe568000002@dev-a"},"vv":{"dev-a":"018bcfe568000002","dev-b":"018bcfe568000001"}}"#
+        #expect(try WireJSON.decode(RowMeta.self, from: first) == meta)
+        #expect(try Self.foundationDecode(RowMeta.self, Array(first.utf8)) == meta)
+
+        // A tombstone and counters.
+        let deleted = RowMeta(vv: VersionVector([a: late.hlc]), tombstone: late)
+        #expect(try WireJSON.encodeString(deleted) == #"{"tombstone":"018bcfe568000002@dev-a","vv":{"dev-a":"018bcfe568000002"}}"#)
+        var counted = RowMeta(vv: VersionVector([a: late.hlc]), stamps: ["x": late])
+        counted.counters = try WireJSON.decode([String: Counter].self, from: #"{"n":{"dev-a":3}}"#)
+        #expect(try WireJSON.encodeString(counted) == #"{"counters":{"n":{"dev-a":3}},"stamped":{"018bcfe568000002@dev-a":["x"]},"vv":{"dev-a":"018bcfe568000002"}}"#)
+        #expect(try WireJSON.decode(RowMeta.self, from: try WireJSON.encodeString(counted)) == counted)
+    }
+
     @Test func goldenFixturesThroughTheFastCodec() throws {
         #expect(Self.text(try FastJSON.encode(WireProtocolTests.pushRequest)) == WireProtocolTests.pushRequestJSON)
         #expect(try FastJSON.decode(PushRequest.self, from: WireProtocolTests.pushRequestJSON) == WireProtocolTests.pushRequest)
@@ -335,6 +364,16 @@ struct FastCodecTests {
     ].map { Case(PushResponse.self, $0) } + [
         #"{"vv":{}}"#, #"{"stamps":{}}"#, #"{"vv":null}"#, #"{"counters":{},"stamps":{"a":"018bcfe568000001@dev-a"},"vv":{}}"#,
         #"{"stamps":{"a":"018bcfe568000001@dev-a","a":"x"},"vv":{}}"#, #"{"stamps":{"a":"x"},"vv":{}}"#, #"{"stamps":null,"tombstone":null,"vv":{}}"#,
+        // The grouped form (`stamped`), alone and beside the first form.
+        #"{"stamped":{"018bcfe568000001@dev-a":["a","b"],"018bcfe568000002@dev-b":["c"]},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":["a","a"]},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":["a"],"018bcfe568000002@dev-a":["a"]},"vv":{}}"#,
+        #"{"stamped":{"x":["a"]},"vv":{}}"#, #"{"stamped":{"018bcfe568000001@dev-a":"a"},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":[1]},"vv":{}}"#, #"{"stamped":null,"vv":{}}"#, #"{"stamped":{},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":["b"]},"stamps":{"a":"018bcfe568000001@dev-a"},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":["a"]},"stamps":{"a":"018bcfe568000001@dev-a"},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":["a"],"018bcfe568000001@dev-a":["b"]},"vv":{}}"#,
+        #"{"stamped":{"018bcfe568000001@dev-a":["a"]}}"#,
     ].map { Case(RowMeta.self, $0) } + [
         #"["a","b"]"#, #"["a",1]"#, #"[]"#, #"{}"#, #"["a",]"#,
     ].map { Case([String].self, $0) }

@@ -316,12 +316,22 @@ extension RowMeta: FastWireCodable {
     init(fastJSON reader: inout FastJSONReader) throws {
         try reader.beginObject()
         var vv: VersionVector?, seenVV = false
-        var stamps: [String: Stamp]??, counters: [String: Counter]??, tombstone: Stamp??
+        var stamps: [String: Stamp]??, stamped: [String: Stamp]??, counters: [String: Counter]??, tombstone: Stamp??
         var first = true
         while let key = try reader.nextKey(&first) {
             if reader.key(key, is: "vv"), !seenVV {
                 seenVV = true
                 vv = try reader.at("vv") { try VersionVector(fastJSON: &$0) }
+            } else if reader.key(key, is: "stamped"), stamped == nil {
+                stamped = .some(try reader.at("stamped") { reader in
+                    try reader.optional { reader in
+                        var expanded: [String: Stamp] = [:]
+                        guard RowMeta.expand(try reader.dictionary { try $0.array { try $0.readString() } }, into: &expanded) else {
+                            throw FastJSONError(.corrupted(RowMeta.stampedExpectation))
+                        }
+                        return expanded
+                    }
+                })
             } else if reader.key(key, is: "stamps"), stamps == nil {
                 stamps = .some(try reader.at("stamps") { try $0.optional { try $0.dictionary { try $0.stamp() } } })
             } else if reader.key(key, is: "counters"), counters == nil {
@@ -332,23 +342,47 @@ extension RowMeta: FastWireCodable {
                 try reader.skipValue()
             }
         }
-        self.init(
-            vv: try required(vv, "vv"), stamps: (stamps ?? nil) ?? [:], counters: (counters ?? nil) ?? [:],
-            tombstone: tombstone ?? nil)
+        let vector = try required(vv, "vv")
+        var all = (stamps ?? nil) ?? [:]
+        if let expanded = stamped ?? nil {
+            if all.isEmpty {
+                all = expanded
+            } else {
+                // Both forms in one document: each column still has one stamp.
+                for (column, stamp) in expanded where all.updateValue(stamp, forKey: column) != nil {
+                    var error = FastJSONError(.corrupted(RowMeta.stampedExpectation))
+                    error.reversedPath.append(FastCodingKey("stamped"))
+                    throw error
+                }
+            }
+        }
+        self.init(vv: vector, stamps: all, counters: (counters ?? nil) ?? [:], tombstone: tombstone ?? nil)
     }
 
-    /// The synthesized `Encodable` order and presence: `stamps` and `counters` always, the
-    /// tombstone when set.
+    /// `encode(to:)`'s keys and order (see `RowMeta`'s stored form).
     func encode(fastJSON writer: inout FastJSONWriter) throws {
-        writer.raw("{\"counters\":")
-        try writer.object(counters) { try $1.encode(fastJSON: &$0) }
-        writer.raw(",\"stamps\":")
-        writer.object(stamps) { $0.stamp($1) }
-        if let tombstone {
-            writer.raw(",\"tombstone\":")
-            writer.stamp(tombstone)
+        writer.byte(UInt8(ascii: "{"))
+        if !counters.isEmpty {
+            writer.raw("\"counters\":")
+            try writer.object(counters) { try $1.encode(fastJSON: &$0) }
+            writer.byte(UInt8(ascii: ","))
         }
-        writer.raw(",\"vv\":")
+        if !stamps.isEmpty {
+            writer.raw("\"stamped\":{")
+            for (position, group) in stampGroups.enumerated() {
+                if position > 0 { writer.byte(UInt8(ascii: ",")) }
+                writer.stamp(group.stamp)
+                writer.byte(UInt8(ascii: ":"))
+                writer.array(group.columns) { $0.string($1) }
+            }
+            writer.raw("},")
+        }
+        if let tombstone {
+            writer.raw("\"tombstone\":")
+            writer.stamp(tombstone)
+            writer.byte(UInt8(ascii: ","))
+        }
+        writer.raw("\"vv\":")
         try vv.encode(fastJSON: &writer)
         writer.byte(UInt8(ascii: "}"))
     }
