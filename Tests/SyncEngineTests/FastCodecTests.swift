@@ -31,6 +31,9 @@ struct FastCodecTests {
         if let json = value as? JSONValue {
             // Validation counts a JSON column's bytes without encoding it.
             try #require(json.encodedByteCount == foundation.count, "\(context): counted \(json.encodedByteCount ?? -1) bytes, encoded \(foundation.count)")
+            // The validator's one-pass count: the same, or nil exactly when the value holds U+0000.
+            let expectedWithoutNUL = json.containsNUL ? nil : foundation.count
+            try #require(json.encodedByteCountWithoutNUL == expectedWithoutNUL, "\(context): NUL-checking count \(json.encodedByteCountWithoutNUL ?? -1)")
         }
         let expected = try foundationDecode(T.self, foundation)
         do {

@@ -115,19 +115,22 @@ enum RowIO {
                 arguments: [schema.name, state.id, try WireJSON.encodeString(meta), nowMillis])
             return
         }
-        var arguments: [(any DatabaseValueConvertible)?] = [state.id]
-        arguments.reserveCapacity(schema.columns.count + 2)
+        // Concrete `DatabaseValue`s, not existentials to convert one by one (a bootstrap stores
+        // every pulled row through here).
+        var arguments: [DatabaseValue] = [state.id.databaseValue]
+        arguments.reserveCapacity(schema.columns.count + 3)
         for column in schema.columns {
             arguments.append(try databaseValue(state.materializedValue(column), type: column.type))
         }
-        arguments.append(try WireJSON.encodeString(RowMeta(of: state)))
+        arguments.append(try WireJSON.encodeString(RowMeta(of: state)).databaseValue)
+        let statement: Statement
         if let outboxPointer {
-            arguments.append(outboxPointer)
-            try db.cachedStatement(sql: upsertWithPointerSQL[schema.name] ?? makeUpsertSQL(schema, pointer: true))
-                .execute(arguments: StatementArguments(arguments))
+            arguments.append(outboxPointer.databaseValue)
+            statement = try db.cachedStatement(sql: upsertWithPointerSQL[schema.name] ?? makeUpsertSQL(schema, pointer: true))
         } else {
-            try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema)).execute(arguments: StatementArguments(arguments))
+            statement = try db.cachedStatement(sql: upsertSQL[schema.name] ?? makeUpsertSQL(schema))
         }
+        try statement.execute(arguments: StatementArguments(arguments))
     }
 
     /// A live state as the row it is stored as (without `sync_meta`), for building a model
@@ -155,15 +158,15 @@ enum RowIO {
         return "INSERT INTO \(schema.name.quotedDatabaseIdentifier) (\(names)) VALUES (\(marks)) ON CONFLICT (id) DO UPDATE SET \(updates)"
     }
 
-    static func databaseValue(_ value: JSONValue, type: ColumnType) throws -> (any DatabaseValueConvertible)? {
+    static func databaseValue(_ value: JSONValue, type: ColumnType) throws -> DatabaseValue {
         switch (value, type) {
-        case (.null, _): return nil
-        case (_, .json): return try WireJSON.encodeString(value)
-        case (.bool(let b), _): return b ? 1 : 0
-        case (.string(let s), _): return s
-        case (.int(let i), _): return i
-        case (.double(let d), _): return d
-        default: return try WireJSON.encodeString(value)
+        case (.null, _): return .null
+        case (_, .json): return try WireJSON.encodeString(value).databaseValue
+        case (.bool(let b), _): return (b ? 1 as Int64 : 0).databaseValue
+        case (.string(let s), _): return s.databaseValue
+        case (.int(let i), _): return i.databaseValue
+        case (.double(let d), _): return d.databaseValue
+        default: return try WireJSON.encodeString(value).databaseValue
         }
     }
 

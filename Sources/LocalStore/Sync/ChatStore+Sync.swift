@@ -155,22 +155,24 @@ extension ChatStore: SyncStorage {
             }
             for (table, tableIDs) in ids {
                 guard let schema = ChatSchema.table(table) else { continue }
-                let all = Array(tableIDs)
-                for start in stride(from: 0, to: all.count, by: 500) {
-                    let chunk = Array(all[start..<min(start + 500, all.count)])
-                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-                    let found = try String.fetchAll(
-                        db, sql: "SELECT id FROM \(schema.name.quotedDatabaseIdentifier) WHERE id IN (\(marks))",
-                        arguments: StatementArguments(chunk))
-                    for id in found {
-                        live.insert(RowKey(table: table, id: id))
-                        known.insert(RowKey(table: table, id: id))
-                    }
-                    let deleted = try String.fetchAll(
-                        db, sql: "SELECT row_id FROM sync_tombstones WHERE table_name = ? AND row_id IN (\(marks))",
-                        arguments: StatementArguments([table] + chunk))
-                    for id in deleted { known.insert(RowKey(table: table, id: id)) }
+                // One prepared statement per table, the ids as one JSON array: no statement to
+                // build and parse for each page, no argument per id.
+                let list = try WireJSON.encodeString(Array(tableIDs))
+                let found = try String.fetchAll(
+                    db.cachedStatement(sql: """
+                        SELECT id FROM \(schema.name.quotedDatabaseIdentifier) WHERE id IN (SELECT value FROM json_each(?))
+                        """),
+                    arguments: [list])
+                for id in found {
+                    live.insert(RowKey(table: table, id: id))
+                    known.insert(RowKey(table: table, id: id))
                 }
+                let deleted = try String.fetchAll(
+                    db.cachedStatement(sql: """
+                        SELECT row_id FROM sync_tombstones WHERE table_name = ? AND row_id IN (SELECT value FROM json_each(?))
+                        """),
+                    arguments: [table, list])
+                for id in deleted { known.insert(RowKey(table: table, id: id)) }
             }
         }
 

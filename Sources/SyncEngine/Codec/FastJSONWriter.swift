@@ -203,6 +203,44 @@ extension JSONValue {
     }
 
     /// A string's bytes with quotes and escapes, as `FastJSONWriter.string` writes them.
+    /// `encodedByteCount` in the same pass as the check for U+0000, which PostgreSQL cannot
+    /// store: nil when a string or key holds it, or a number is not finite. Validation needs
+    /// both for every JSON column of every change.
+    public var encodedByteCountWithoutNUL: Int? {
+        switch self {
+        case .string(let string): return Self.encodedByteCountWithoutNUL(string)
+        case .array(let items):
+            var count = 2 + max(items.count - 1, 0)
+            for item in items {
+                guard let itemCount = item.encodedByteCountWithoutNUL else { return nil }
+                count += itemCount
+            }
+            return count
+        case .object(let members):
+            var count = 2 + max(members.count - 1, 0)
+            for (key, value) in members {
+                guard let keyCount = Self.encodedByteCountWithoutNUL(key), let valueCount = value.encodedByteCountWithoutNUL
+                else { return nil }
+                count += keyCount + 1 + valueCount
+            }
+            return count
+        default: return encodedByteCount
+        }
+    }
+
+    static func encodedByteCountWithoutNUL(_ string: String) -> Int? {
+        var count = 2
+        for byte in string.utf8 {
+            switch byte {
+            case 0: return nil
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x09, 0x0A, 0x0C, 0x0D: count += 2
+            case ..<0x20: count += 6
+            default: count += 1
+            }
+        }
+        return count
+    }
+
     static func encodedByteCount(_ string: String) -> Int {
         var count = 2
         for byte in string.utf8 {

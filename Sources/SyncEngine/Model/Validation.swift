@@ -39,13 +39,18 @@ public struct ChangeValidator: Sendable {
             throw ValidationError("\(change.table): a row id must be 1-128 characters of A-Z a-z 0-9 _ - . :")
         }
         let limit = nowMillis + maxClockSkewMillis
+        // The columns of a row written in one go share a stamp: each distinct stamp is checked
+        // once (the checks depend on the stamp alone).
+        var checked: Stamp?
         func checkStamp(_ stamp: Stamp, _ what: @autoclosure () -> String) throws(ValidationError) {
+            if stamp == checked { return }
             guard stamp.hlc.millis <= limit else {
                 throw ValidationError("\(row): the stamp of \(what()) is more than \(maxClockSkewMillis / 3_600_000) h in the future; fix the device clock")
             }
             guard change.vv.contains(stamp) else {
                 throw ValidationError("\(row): the version vector does not include the stamp of \(what())")
             }
+            checked = stamp
         }
         if let tombstone = change.tombstone {
             guard change.fields.isEmpty, change.counters.isEmpty else {
@@ -122,8 +127,9 @@ public struct ChangeValidator: Sendable {
                 throw ValidationError("\(field) must be a time in milliseconds since 1970")
             }
         case .json:
-            guard !value.containsNUL else { throw ValidationError("\(field) may not contain NUL characters") }
-            let size = value.encodedByteCount ?? Int.max
+            // One pass for both checks; the NUL scan runs again only to word a refusal.
+            let size = value.encodedByteCountWithoutNUL ?? Int.max
+            if size == Int.max, value.containsNUL { throw ValidationError("\(field) may not contain NUL characters") }
             guard size <= column.maxBytes else {
                 throw ValidationError("\(field) is larger than \(column.maxBytes) bytes")
             }
