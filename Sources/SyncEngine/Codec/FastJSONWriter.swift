@@ -168,7 +168,14 @@ extension JSONValue {
     /// How many bytes `WireJSON.encode(self)` writes, counted without writing them; nil for a
     /// non-finite number, which cannot be encoded. Validation checks every JSON column against
     /// its byte limit, on every change, so encoding just to count was a cost of its own.
-    public var encodedByteCount: Int? {
+    public var encodedByteCount: Int? { byteCount(refusingNUL: false) }
+
+    /// `encodedByteCount`, in the same pass as the check for U+0000 (which PostgreSQL cannot
+    /// store): also nil when a string or a key holds it. Validation needs both for every JSON
+    /// column of every change.
+    public var encodedByteCountWithoutNUL: Int? { byteCount(refusingNUL: true) }
+
+    private func byteCount(refusingNUL: Bool) -> Int? {
         switch self {
         case .null: return 4
         case .bool(let bool): return bool ? 4 : 5
@@ -184,67 +191,33 @@ extension JSONValue {
             guard double.isFinite else { return nil }
             let text = double.description
             return text.hasSuffix(".0") ? text.utf8.count - 2 : text.utf8.count
-        case .string(let string): return Self.encodedByteCount(string)
+        case .string(let string): return Self.byteCount(string, refusingNUL: refusingNUL)
         case .array(let items):
             var count = 2 + max(items.count - 1, 0)
             for item in items {
-                guard let itemCount = item.encodedByteCount else { return nil }
+                guard let itemCount = item.byteCount(refusingNUL: refusingNUL) else { return nil }
                 count += itemCount
             }
             return count
         case .object(let members):
             var count = 2 + max(members.count - 1, 0)
             for (key, value) in members {
-                guard let valueCount = value.encodedByteCount else { return nil }
-                count += Self.encodedByteCount(key) + 1 + valueCount
-            }
-            return count
-        }
-    }
-
-    /// A string's bytes with quotes and escapes, as `FastJSONWriter.string` writes them.
-    /// `encodedByteCount` in the same pass as the check for U+0000, which PostgreSQL cannot
-    /// store: nil when a string or key holds it, or a number is not finite. Validation needs
-    /// both for every JSON column of every change.
-    public var encodedByteCountWithoutNUL: Int? {
-        switch self {
-        case .string(let string): return Self.encodedByteCountWithoutNUL(string)
-        case .array(let items):
-            var count = 2 + max(items.count - 1, 0)
-            for item in items {
-                guard let itemCount = item.encodedByteCountWithoutNUL else { return nil }
-                count += itemCount
-            }
-            return count
-        case .object(let members):
-            var count = 2 + max(members.count - 1, 0)
-            for (key, value) in members {
-                guard let keyCount = Self.encodedByteCountWithoutNUL(key), let valueCount = value.encodedByteCountWithoutNUL
+                guard let keyCount = Self.byteCount(key, refusingNUL: refusingNUL),
+                      let valueCount = value.byteCount(refusingNUL: refusingNUL)
                 else { return nil }
                 count += keyCount + 1 + valueCount
             }
             return count
-        default: return encodedByteCount
         }
     }
 
-    static func encodedByteCountWithoutNUL(_ string: String) -> Int? {
+    /// A string's bytes with quotes and escapes, as `FastJSONWriter.string` writes them; nil
+    /// when `refusingNUL` and the string holds U+0000.
+    private static func byteCount(_ string: String, refusingNUL: Bool) -> Int? {
         var count = 2
         for byte in string.utf8 {
             switch byte {
-            case 0: return nil
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x09, 0x0A, 0x0C, 0x0D: count += 2
-            case ..<0x20: count += 6
-            default: count += 1
-            }
-        }
-        return count
-    }
-
-    static func encodedByteCount(_ string: String) -> Int {
-        var count = 2
-        for byte in string.utf8 {
-            switch byte {
+            case 0 where refusingNUL: return nil
             case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x09, 0x0A, 0x0C, 0x0D: count += 2
             case ..<0x20: count += 6
             default: count += 1
