@@ -283,8 +283,9 @@ extension ChatStore {
             case .absent: current = nil
             }
         } else if delete {
-            current = try RowIO.load(db, schema, id: id)
-            if current?.isDeleted == false { outboxPointer = try RowIO.outboxPointer(db, schema, id: id) }
+            let loaded = try RowIO.loadWithOutboxPointer(db, schema, id: id)
+            current = loaded?.state
+            outboxPointer = loaded?.outboxPointer
         } else {
             touched = values.keys.sorted()
             for name in increments.keys {

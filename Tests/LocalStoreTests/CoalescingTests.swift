@@ -155,4 +155,21 @@ struct CoalescingTests {
         #expect(pushed.last?.fields["title"]?.value == "renamed")
         #expect(try outbox(store).isEmpty)
     }
+
+    /// A delete reads the whole row, its `outbox_seq` with it: a row deleted before its push
+    /// keeps its one entry, which then carries the tombstone.
+    @Test("deleting a row that is still pending grows its entry instead of queueing a second one")
+    func deletePendingRow() async throws {
+        let clock = TestClock()
+        let store = try ChatStore.inMemory(replicaID: replicaA, now: clock.closure)
+        try store.createSession(title: "gone soon", agent: "a", provider: "p", model: "m", projectPath: "/", id: "s1")
+        clock.advance()
+        try store.deleteSession(id: "s1")
+        let entries = try outbox(store)
+        #expect(entries.map(\.id) == ["s1"])
+        #expect(entries.first?.revision == 2)
+        let pushed = try await drainOutbox(store)
+        #expect(pushed.count == 1)
+        #expect(pushed.first?.isDeleted == true)
+    }
 }

@@ -5,15 +5,22 @@ import SyncEngine
 enum RowIO {
     /// The state of a row: live, a tombstone, or `nil` when this replica has never seen it.
     static func load(_ db: Database, _ schema: TableSchema, id: String) throws -> RowChange? {
+        try loadWithOutboxPointer(db, schema, id: id)?.state
+    }
+
+    /// `load`, with a live row's `outbox_seq` (see `Outbox`) read from the same row.
+    static func loadWithOutboxPointer(
+        _ db: Database, _ schema: TableSchema, id: String
+    ) throws -> (state: RowChange, outboxPointer: Int64?)? {
         // Cached statements: these run several times in every write.
         let select = try db.cachedStatement(sql: "SELECT * FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?")
         if let row = try Row.fetchOne(select, arguments: [id]) {
-            return try state(from: row, schema: schema)
+            return (try state(from: row, schema: schema), row["outbox_seq"])
         }
         let tombstone = try db.cachedStatement(sql: "SELECT sync_meta FROM sync_tombstones WHERE table_name = ? AND row_id = ?")
         if let text = try String.fetchOne(tombstone, arguments: [schema.name, id]) {
             let meta = try WireJSON.decode(RowMeta.self, from: text)
-            return RowChange(table: schema.name, id: id, vv: meta.vv, tombstone: meta.tombstone)
+            return (RowChange(table: schema.name, id: id, vv: meta.vv, tombstone: meta.tombstone), nil)
         }
         return nil
     }
@@ -54,12 +61,6 @@ enum RowIO {
             values[name] = try jsonValue(row[offset + 2], type: column.type)
         }
         return (meta.state(table: schema.name, id: id, values: values), row[0])
-    }
-
-    /// A live row's `outbox_seq`: the outbox entry it was last queued under, if any.
-    static func outboxPointer(_ db: Database, _ schema: TableSchema, id: String) throws -> Int64? {
-        try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT outbox_seq FROM \(schema.name.quotedDatabaseIdentifier) WHERE id = ?"), arguments: [id])
     }
 
     /// Writes the values of `columns` (taken from the full `state`, counters as their totals)
