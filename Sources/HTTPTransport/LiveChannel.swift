@@ -4,44 +4,63 @@ import HummingbirdWSClient
 import Logging
 import SyncEngine
 
-/// The live channel: a WebSocket to `/v1/sync/live` that delivers pokes.
+/// The live channel: a WebSocket to `/v1/sync/live` that delivers `LiveMessage`s: the
+/// changes themselves (`changes`), or pokes when the server cannot send them.
 public struct LiveChannel: Sendable {
     public let url: String
     let token: String
     let logger: Logger
 
-    /// - Parameter baseURL: the server, `http://host:port` (the scheme becomes `ws`).
-    public init(baseURL: String, token: String, logger: Logger = Logger(label: "live")) {
+    /// The largest message read; the server keeps `changes` messages well under it
+    /// (`LiveHub.maxMessageBytes`, 1 MiB) and pokes instead of sending larger ones.
+    public static let maxMessageBytes = 4 << 20
+
+    /// - Parameters:
+    ///   - baseURL: the server, `http://host:port` (the scheme becomes `ws`).
+    ///   - changes: whether to ask for the changes themselves (`?changes=1`) rather than pokes.
+    public init(baseURL: String, token: String, changes: Bool = true, logger: Logger = Logger(label: "live")) {
         var base = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         if base.hasPrefix("https://") { base = "wss://" + base.dropFirst("https://".count) }
         if base.hasPrefix("http://") { base = "ws://" + base.dropFirst("http://".count) }
-        self.url = base + "/v1/sync/live"
+        self.url = base + "/v1/sync/live" + (changes ? "?changes=1" : "")
         self.token = token
         self.logger = logger
     }
 
-    /// Connects, calls `onConnected` once the upgrade succeeded and `onPoke` for every poke,
-    /// and returns when the server closes the channel. Throws when it cannot connect.
-    public func run(onConnected: @escaping @Sendable () -> Void, onPoke: @escaping @Sendable (Int64) -> Void) async throws {
+    /// Connects, calls `onConnected` once the upgrade succeeded and `onMessage` for every
+    /// message (in order, one at a time: the next is read when `onMessage` returns), and
+    /// returns when the server closes the channel. Throws when it cannot connect. Messages
+    /// that are not a `LiveMessage` are skipped.
+    public func run(
+        onConnected: @escaping @Sendable () -> Void, onMessage: @escaping @Sendable (LiveMessage) async -> Void
+    ) async throws {
+        try await run(onConnected: onConnected) { (text: String) in
+            guard let message = try? WireJSON.decode(LiveMessage.self, from: text) else { return }
+            await onMessage(message)
+        }
+    }
+
+    /// As `run(onConnected:onMessage:)`, with each text message as it came, not decoded.
+    public func run(onConnected: @escaping @Sendable () -> Void, onText: @escaping @Sendable (String) async -> Void) async throws {
         var configuration = WebSocketClientConfiguration()
         configuration.additionalHeaders = [.authorization: "Bearer \(token)"]
         configuration.autoPing = .enabled(timePeriod: .seconds(20))
         try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
             onConnected()
-            for try await message in inbound.messages(maxSize: 1 << 16) {
-                guard case .text(let text) = message,
-                      let poke = try? WireJSON.decode(LiveMessage.self, from: text), poke.type == "poke"
-                else { continue }
-                onPoke(poke.cursor)
+            for try await message in inbound.messages(maxSize: Self.maxMessageBytes) {
+                guard case .text(let text) = message else { continue }
+                await onText(text)
             }
         }
     }
 }
 
 /// Runs a replica's live sync: the `SyncLoop` state machine driven by real events. Syncs at
-/// start, then stays connected to the live channel and syncs on every poke and every local
-/// write; on failure it backs off (bounded, jittered) and reconnects; while connected it
-/// still pulls every `fallbackPull` in case a poke was lost. Runs until cancelled.
+/// start, then stays connected to the live channel. A `changes` message that continues from
+/// the replica's cursor is applied as it comes; any other message (a poke, or changes after
+/// a gap) and every local write start a sync round. On failure it backs off (bounded,
+/// jittered) and reconnects; while connected it still pulls every `fallbackPull` in case a
+/// message was lost. Runs until cancelled.
 public struct LiveSyncDriver<Storage: SyncStorage>: Sendable {
     public struct Report: Sendable {
         public var pushed: Int
@@ -51,6 +70,8 @@ public struct LiveSyncDriver<Storage: SyncStorage>: Sendable {
 
     public enum Activity: Sendable {
         case synced(Report)
+        /// A `changes` message was applied without a pull; this many rows changed.
+        case appliedLive(Int)
         case syncFailed(any Error)
         case connected
         case disconnected(String)
@@ -80,10 +101,27 @@ public struct LiveSyncDriver<Storage: SyncStorage>: Sendable {
 
     static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000).rounded(.down)) }
 
+    /// A message from the live channel: applied if it is a page that continues from the stored
+    /// cursor, a sync round (`poke`) if the replica is behind it, nothing if it is not.
+    static func receive(
+        _ message: LiveMessage, storage: Storage, transport: HTTPSyncTransport,
+        onActivity: @Sendable (Activity) -> Void, poke: () -> Void
+    ) async {
+        do {
+            switch try await Synchronizer(storage: storage, transport: transport).applyLive(message) {
+            case .applied(let count): onActivity(.appliedLive(count))
+            case .alreadyHad: break
+            case .needsPull: poke()
+            }
+        } catch {
+            // An invalid page or a storage error: the pull will meet it and report it.
+            poke()
+        }
+    }
+
     public func run() async throws {
         let (events, continuation) = AsyncStream.makeStream(of: SyncLoop.Event.self)
-        let live = live
-        let onActivity = onActivity
+        let (live, storage, transport, onActivity) = (live, storage, transport, onActivity)
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Local writes (by this or another process on the same file) and the fallback clock.
             group.addTask { [storage, localPollInterval] in
@@ -122,7 +160,10 @@ public struct LiveSyncDriver<Storage: SyncStorage>: Sendable {
                                         onActivity(.connected)
                                         continuation.yield(.liveConnected)
                                     },
-                                    onPoke: { _ in continuation.yield(.poke) })
+                                    onMessage: { message in
+                                        await Self.receive(message, storage: storage, transport: transport,
+                                                           onActivity: onActivity, poke: { continuation.yield(.poke) })
+                                    })
                                 onActivity(.disconnected("the server closed the live channel"))
                             } catch {
                                 onActivity(.disconnected("\(error)"))

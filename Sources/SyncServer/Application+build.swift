@@ -56,12 +56,14 @@ public enum ChatServer {
         let router = buildRouter(configuration: configuration, repository: repository, users: users, chat: chat, metering: metering) {
             (try? await client.query("SELECT 1", logger: logger)) != nil
         }
-        let hub = LiveHub()
+        let hub = LiveHub(readPage: { userID, after, limit in
+            try await repository.pull(userID: userID, cursor: after, limit: limit)
+        }, logger: logger)
         return Application(
             router: router,
             server: LiveEndpoint.serverBuilder(users: users, hub: hub),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-server"),
-            services: [client, CommitListener(client: client, hub: hub, logger: logger), chat.replies],
+            services: [client, hub, CommitListener(client: client, hub: hub, logger: logger), chat.replies],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
     }

@@ -63,6 +63,9 @@ struct Sync: AsyncParsableCommand {
                     case .synced(let report) where report.pushed > 0 || report.applied > 0:
                         print("\(formatTime(ChatStore.systemNow())) synced: pushed \(report.pushed), applied \(report.applied)")
                     case .synced: break
+                    case .appliedLive(let count) where count > 0:
+                        print("\(formatTime(ChatStore.systemNow())) live: applied \(count)")
+                    case .appliedLive: break
                     case .syncFailed(let error as SyncError): print("\(formatTime(ChatStore.systemNow())) \(describe(error))")
                     case .syncFailed(let error): print("\(formatTime(ChatStore.systemNow())) sync failed: \(error)")
                     case .connected: print("\(formatTime(ChatStore.systemNow())) live")

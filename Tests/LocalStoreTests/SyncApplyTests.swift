@@ -82,6 +82,27 @@ struct SyncApplyTests {
         }
     }
 
+    @Test("a page pulled from another cursor than the stored one is refused whole, and one from the stored cursor is applied")
+    func pageFromAnotherCursor() async throws {
+        let changes = try await remoteConversation()
+        let clock = TestClock(TestClock.start + 5_000)
+        try await withFileStore(clock: clock) { local in
+            #expect(try await local.applyPull(pullPage(Array(changes.prefix(1)), cursor: 4)) == 1)
+            let before = try snapshot(local)
+            let hlc = try storedHLC(local)
+            // A page that continues from 3 or from 5 would skip or repeat changes here (cursor 4).
+            for after: Int64 in [0, 3, 5, 17] {
+                #expect(try await local.applyPull(pullPage(changes, cursor: 17), after: after) == nil, "after \(after)")
+                #expect(try snapshot(local) == before)
+                #expect(try storedHLC(local) == hlc)
+                #expect(try await local.pullCursor() == 4)
+            }
+            #expect(try await local.applyPull(pullPage(changes, cursor: 17), after: 4) == changes.count - 1)
+            #expect(try await local.pullCursor() == 17)
+            #expect(try visibleState(local) == visibleState(remote))
+        }
+    }
+
     @Test("an older state of a row that is already newer here changes nothing")
     func staleState() async throws {
         let first = try await remoteConversation()

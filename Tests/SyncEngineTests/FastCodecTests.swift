@@ -181,8 +181,10 @@ struct FastCodecTests {
             }
             try Self.checkAgreement(PushRequest(replicaID: rng.pick(Pool.orderReplicas), changes: changes), context)
             let conflicts = (0..<rng.int(0...2)).map { _ in rng.conflict() }
-            try Self.checkAgreement(
-                PullResponse(changes: changes, cursor: rng.int64(0...Int64.max), hasMore: rng.chance(0.5), conflicts: conflicts), context)
+            let page = PullResponse(changes: changes, cursor: rng.int64(0...Int64.max), hasMore: rng.chance(0.5), conflicts: conflicts)
+            try Self.checkAgreement(page, context)
+            try Self.checkAgreement(LiveMessage(changes: page, after: rng.int64(0...Int64.max)), context)
+            try Self.checkAgreement(LiveMessage(cursor: rng.int64(-1...Int64.max)), context)
             let outcomes: [PushOutcome] = [.inserted, .updated, .deleted, .unchanged, .parentDeleted]
             try Self.checkAgreement(
                 PushResponse(
@@ -365,6 +367,13 @@ struct FastCodecTests {
         #"{"conflicts":0,"protocolVersion":1,"results":[{"id":"s1","outcome":"parent_deleted","table":"sessions"}]}"#,
         #"{"conflicts":0,"protocolVersion":1,"results":[{"id":"s1","table":"sessions"}]}"#,
     ].map { Case(PushResponse.self, $0) } + [
+        #"{"cursor":1,"type":"poke"}"#, #"{"cursor":1}"#, #"{"type":"poke"}"#, #"{"cursor":"1","type":"poke"}"#,
+        #"{"after":null,"changes":null,"conflicts":null,"cursor":1,"type":"poke"}"#,
+        #"{"after":1,"changes":[],"cursor":2,"type":"changes"}"#, #"{"after":1.5,"changes":[],"cursor":2,"type":"changes"}"#,
+        #"{"after":1,"changes":{},"cursor":2,"type":"changes"}"#, #"{"after":1,"changes":[{"table":"sessions"}],"cursor":2,"type":"changes"}"#,
+        #"{"after":1,"changes":[],"conflicts":[{"kind":"merged","rowID":"r","table":"t"}],"cursor":2,"type":"changes"}"#,
+        #"{"after":1,"changes":[],"cursor":2,"type":7}"#, #"{"after":1,"after":2,"changes":[],"cursor":3,"type":"changes"}"#,
+    ].map { Case(LiveMessage.self, $0) } + [
         #"{"vv":{}}"#, #"{"stamps":{}}"#, #"{"vv":null}"#, #"{"counters":{},"stamps":{"a":"018bcfe568000001@dev-a"},"vv":{}}"#,
         #"{"stamps":{"a":"018bcfe568000001@dev-a","a":"x"},"vv":{}}"#, #"{"stamps":{"a":"x"},"vv":{}}"#, #"{"stamps":null,"tombstone":null,"vv":{}}"#,
         // The grouped form (`stamped`), alone and beside the first form.

@@ -70,7 +70,17 @@ actor FakeStorage: SyncStorage {
         return cursor
     }
 
-    func applyPull(_ page: PullResponse) async throws -> Int {
+    /// Something other than this synchronizer applied changes up to `cursor`.
+    func moveCursor(to cursor: Int64) async {
+        await log.add("moved \(cursor)")
+        self.cursor = cursor
+    }
+
+    func applyPull(_ page: PullResponse, after: Int64) async throws -> Int? {
+        guard after == cursor else {
+            await log.add("refuse \(page.cursor)")
+            return nil
+        }
         await log.add("apply \(page.cursor)")
         appliedPages.append(page)
         cursor = page.cursor
@@ -100,6 +110,8 @@ actor FakeTransport: SyncTransport {
     private var dropResults = 0
     private var conflictsPerPush = 0
     private let maxPulls = 50
+    /// Runs inside a pull before it answers: stands for what happens while the page travels.
+    private var whilePulling: (@Sendable (Int64) async -> Void)?
 
     init(log: EventLog, pages: [PullResponse] = [], startCursors: [Int64]? = nil) {
         self.log = log
@@ -117,6 +129,7 @@ actor FakeTransport: SyncTransport {
     func clearPullFailure() { pullErrorAtCursor = nil }
     func dropResults(_ count: Int) { dropResults = count }
     func reportConflicts(_ count: Int) { conflictsPerPush = count }
+    func whilePulling(_ hook: @escaping @Sendable (Int64) async -> Void) { whilePulling = hook }
 
     func push(_ request: PushRequest) async throws -> PushResponse {
         await log.add("push \(request.changes.count)")
@@ -133,6 +146,7 @@ actor FakeTransport: SyncTransport {
         pulls.append((cursor, limit))
         if pulls.count > maxPulls { throw FakeFailure.tooManyPulls }
         if let failure = pullErrorAtCursor, failure.cursor == cursor { throw failure.error }
+        await whilePulling?(cursor)
         return pages[cursor] ?? PullResponse(changes: [], cursor: cursor, hasMore: false)
     }
 }
@@ -393,7 +407,8 @@ actor GatedStorage: SyncStorage {
     func recordSyncCompleted(atMillis: Int64) async throws {}
     func beginReset() async throws { cursor = 0 }
 
-    func applyPull(_ page: PullResponse) async throws -> Int {
+    func applyPull(_ page: PullResponse, after: Int64) async throws -> Int? {
+        guard after == cursor else { return nil }
         if page.cursor == failAt { throw Failure() }
         if page.hasMore {
             while true {

@@ -41,14 +41,27 @@ extension ChatStore: SyncStorage {
         try await writer.read { db in try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0 }
     }
 
+    public func applyPull(_ page: PullResponse, after cursor: Int64) async throws -> Int? {
+        try await applyPull(page, after: cursor, insertingNewRowsDirectly: true)
+    }
+
+    /// Merges one page whatever the stored cursor, and stores the page's cursor.
     public func applyPull(_ page: PullResponse) async throws -> Int {
-        try await applyPull(page, insertingNewRowsDirectly: true)
+        try await applyPull(page, after: nil, insertingNewRowsDirectly: true) ?? 0
     }
 
     /// `insertingNewRowsDirectly: false` sends every row through the general path, for tests
     /// that check the direct inserts change nothing.
     func applyPull(_ page: PullResponse, insertingNewRowsDirectly: Bool) async throws -> Int {
-        try await writer.write { db in
+        try await applyPull(page, after: nil, insertingNewRowsDirectly: insertingNewRowsDirectly) ?? 0
+    }
+
+    /// The page, in one transaction; with `after`, only if the stored cursor is `after`.
+    private func applyPull(_ page: PullResponse, after cursor: Int64?, insertingNewRowsDirectly: Bool) async throws -> Int? {
+        try await writer.write { db -> Int? in
+            if let cursor, try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") != cursor {
+                return nil
+            }
             let at = now()
             for change in page.changes {
                 do throws(ValidationError) {

@@ -17,9 +17,11 @@ public protocol SyncStorage: Sendable {
     /// Where the next pull starts.
     func pullCursor() async throws -> Int64
 
-    /// Merges one pulled page and stores its cursor, in one transaction. Returns how many rows
-    /// changed here.
-    func applyPull(_ page: PullResponse) async throws -> Int
+    /// Merges one pulled page and stores its cursor, in one transaction, if the stored cursor
+    /// is still `after` (the cursor the page was pulled from). Returns how many rows changed
+    /// here, or `nil`, changing nothing, when the stored cursor is another: something else
+    /// (a live page, another process syncing the same file) applied changes meanwhile.
+    func applyPull(_ page: PullResponse, after cursor: Int64) async throws -> Int?
 
     /// Starts over from cursor 0 after the server pruned deletes newer than the stored cursor:
     /// the next pull delivers every row, and once it is caught up, live rows the server no

@@ -104,12 +104,41 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
                 let (transport, after, limit) = (transport, page.cursor, pullPageSize)
                 next = Task { try await transport.pull(cursor: after, limit: limit) }
             }
+            guard let applied = try await storage.applyPull(page, after: cursor) else {
+                // The stored cursor moved while this page was on its way (a live page, or
+                // another process syncing the same file): drop the page and any prefetched
+                // successor, and go on from where the replica now is.
+                next?.cancel()
+                next = nil
+                cursor = try await storage.pullCursor()
+                continue
+            }
             report.pulled += page.changes.count
-            report.applied += try await storage.applyPull(page)
+            report.applied += applied
             cursor = page.cursor
             if !page.hasMore { break }
         }
         report.cursor = cursor
         return report
+    }
+
+    /// What became of a page the live channel delivered.
+    public enum LiveOutcome: Sendable, Equatable {
+        /// It continued exactly from the stored cursor and was applied; this many rows changed.
+        case applied(Int)
+        /// The replica already had everything up to the page's cursor.
+        case alreadyHad
+        /// It does not continue from the stored cursor (a message was lost, or the replica is
+        /// behind): the replica has to pull.
+        case needsPull
+    }
+
+    /// Applies the page of a live `changes` message if it continues from the stored cursor,
+    /// exactly as if `pullAll` had pulled it; nothing is applied otherwise. A poke, or a
+    /// message that is not a well-formed page, needs a pull.
+    public func applyLive(_ message: LiveMessage) async throws -> LiveOutcome {
+        guard let (after, page) = message.page else { return .needsPull }
+        if let applied = try await storage.applyPull(page, after: after) { return .applied(applied) }
+        return try await storage.pullCursor() >= page.cursor ? .alreadyHad : .needsPull
     }
 }

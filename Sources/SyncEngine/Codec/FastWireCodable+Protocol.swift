@@ -1,5 +1,5 @@
 /// The fast codec's mappings of the protocol messages (`PushRequest`, `PushResponse`,
-/// `PullResponse` and their parts) and of `[String]`; the row-level types are in
+/// `PullResponse`, `LiveMessage` and their parts) and of `[String]`; the row-level types are in
 /// `FastWireCodable.swift`.
 
 extension Conflict: FastWireCodable {
@@ -214,6 +214,59 @@ extension PullResponse: FastWireCodable {
         writer.raw(hasMore ? "true" : "false")
         writer.raw(",\"protocolVersion\":")
         writer.int(Int64(protocolVersion))
+        writer.byte(UInt8(ascii: "}"))
+    }
+}
+
+extension LiveMessage: FastWireCodable {
+    /// The synthesized `Decodable`: a missing or `null` optional is `nil`.
+    init(fastJSON reader: inout FastJSONReader) throws {
+        try reader.beginObject()
+        var type: String?, cursor: Int64?, after: Int64??, changes: [RowChange]??, conflicts: [Conflict]??
+        var first = true
+        while let key = try reader.nextKey(&first) {
+            if reader.key(key, is: "type"), type == nil {
+                type = try reader.at("type") { try $0.readString() }
+            } else if reader.key(key, is: "cursor"), cursor == nil {
+                cursor = try reader.at("cursor") { try $0.readInt64() }
+            } else if reader.key(key, is: "after"), after == nil {
+                after = .some(try reader.at("after") { try $0.optional { try $0.readInt64() } })
+            } else if reader.key(key, is: "changes"), changes == nil {
+                changes = .some(try reader.at("changes") { try $0.optional { try $0.array { try RowChange(fastJSON: &$0) } } })
+            } else if reader.key(key, is: "conflicts"), conflicts == nil {
+                conflicts = .some(try reader.at("conflicts") { try $0.optional { try $0.array { try Conflict(fastJSON: &$0) } } })
+            } else {
+                try reader.skipValue()
+            }
+        }
+        self.init(type: try required(type, "type"), cursor: try required(cursor, "cursor"))
+        self.after = after ?? nil
+        self.changes = changes ?? nil
+        self.conflicts = conflicts ?? nil
+    }
+
+    /// The synthesized `Encodable`: optionals left out when nil.
+    func encode(fastJSON writer: inout FastJSONWriter) throws {
+        writer.byte(UInt8(ascii: "{"))
+        if let after {
+            writer.raw("\"after\":")
+            writer.int(after)
+            writer.byte(UInt8(ascii: ","))
+        }
+        if let changes {
+            writer.raw("\"changes\":")
+            try writer.array(changes) { try $1.encode(fastJSON: &$0) }
+            writer.byte(UInt8(ascii: ","))
+        }
+        if let conflicts {
+            writer.raw("\"conflicts\":")
+            try writer.array(conflicts) { try $1.encode(fastJSON: &$0) }
+            writer.byte(UInt8(ascii: ","))
+        }
+        writer.raw("\"cursor\":")
+        writer.int(cursor)
+        writer.raw(",\"type\":")
+        writer.string(type)
         writer.byte(UInt8(ascii: "}"))
     }
 }

@@ -134,17 +134,46 @@ public struct WhoAmI: Codable, Sendable, Equatable {
     }
 }
 
-/// A message on the live channel (`GET /v1/sync/live`, a WebSocket). The server sends a poke
-/// when the user's change sequence moved (and one right after connecting); the device answers
-/// by pulling. Pokes carry no data: the pull stays the one way changes travel, so the live
-/// channel can lose or repeat messages without harm.
+/// A message on the live channel (`GET /v1/sync/live`, a WebSocket). Two types:
+///
+/// - `poke`: the user's change sequence moved (and one right after connecting); the device
+///   answers by syncing. It carries no data.
+/// - `changes`: the changes themselves, exactly the page a pull from cursor `after` would
+///   return, complete (no `hasMore`). Sent only to a device that asked for them when it
+///   connected (`?changes=1`). A device whose stored cursor is exactly `after` applies the page
+///   as if it had pulled it; any other device treats the message as a poke.
+///
+/// Either way the pull stays the one way a device *must* be able to catch up, so the live
+/// channel can lose, repeat or reorder messages without harm.
 public struct LiveMessage: Codable, Sendable, Equatable {
     public var type: String
-    /// The user's change sequence on the server when the poke was sent.
+    /// The user's change sequence when the poke was sent; for `changes`, the page's cursor.
     public var cursor: Int64
+    /// For `changes`: the cursor the page continues from.
+    public var after: Int64?
+    /// For `changes`: full row states, as in `PullResponse.changes`.
+    public var changes: [RowChange]?
+    /// For `changes`: the page's conflict records; left out when there are none.
+    public var conflicts: [Conflict]?
 
     public init(type: String = "poke", cursor: Int64) {
         self.type = type
         self.cursor = cursor
+    }
+
+    /// The `changes` message carrying `page`, which a pull from `after` returned.
+    public init(changes page: PullResponse, after: Int64) {
+        self.type = "changes"
+        self.cursor = page.cursor
+        self.after = after
+        self.changes = page.changes
+        self.conflicts = page.conflicts.isEmpty ? nil : page.conflicts
+    }
+
+    /// For a well-formed `changes` message, the pull page it stands for, with the cursor it
+    /// continues from; `nil` for a poke, and for a `changes` message that does not advance.
+    public var page: (after: Int64, page: PullResponse)? {
+        guard type == "changes", let after, let changes, cursor > after else { return nil }
+        return (after, PullResponse(changes: changes, cursor: cursor, hasMore: false, conflicts: conflicts ?? []))
     }
 }

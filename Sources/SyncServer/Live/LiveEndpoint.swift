@@ -5,22 +5,26 @@ import HummingbirdWebSocket
 import Logging
 import SyncEngine
 
-/// `GET /v1/sync/live`: a WebSocket on which the server pokes a device whenever the user's
-/// change sequence moves (`LiveMessage`). The upgrade is authenticated like every request;
-/// without a valid token, or without an upgrade, the request reaches the router (401 / 426).
+/// `GET /v1/sync/live`: a WebSocket on which the server tells a device whenever the user's
+/// change sequence moves (`LiveMessage`): with the changes themselves when the device asked
+/// for them (`?changes=1`), with a poke otherwise. The upgrade is authenticated like every
+/// request; without a valid token, or without an upgrade, the request reaches the router
+/// (401 / 426).
 enum LiveEndpoint {
     static let path = "/v1/sync/live"
 
     static func serverBuilder(users: UserRepository, hub: LiveHub) -> HTTPServerBuilder {
         .http1WebSocketUpgrade { request, _, logger in
-            guard request.path?.split(separator: "?").first.map(String.init) == path,
+            let target = request.path?.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false) ?? []
+            guard target.first.map(String.init) == path,
                   let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
                   let user = try await users.authenticate(
                       token: String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
             else { return .dontUpgrade }
+            let wantsChanges = target.count == 2 && target[1].split(separator: "&").contains("changes=1")
             let current = try await users.serverCursor(userID: user.id)
             return .upgrade([:]) { inbound, outbound, _ in
-                let (id, sequence) = await hub.subscribe(userID: user.id, current: current)
+                let (id, messages) = await hub.subscribe(userID: user.id, current: current, wantsChanges: wantsChanges)
                 logger.debug("live channel opened", metadata: ["user": "\(user.id)"])
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -28,8 +32,7 @@ enum LiveEndpoint {
                         do { for try await _ in inbound {} } catch {}
                     }
                     group.addTask {
-                        for await seq in sequence {
-                            let text = (try? WireJSON.encodeString(LiveMessage(cursor: seq))) ?? ""
+                        for await text in messages {
                             do { try await outbound.write(.text(text)) } catch { return }
                         }
                     }
