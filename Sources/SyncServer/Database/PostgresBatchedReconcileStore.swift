@@ -25,6 +25,14 @@ import SyncEngine
 final class PostgresBatchedReconcileStore: ReconcileStore {
     let connection: PostgresConnection
     let logger: Logger
+    /// Whether this store serves an optimistic push (no transaction, no lock; see
+    /// `PostgresSyncRepository.push`): it then writes nothing before `flushGuarded`, and
+    /// throws `NeedsLock` for anything a single guarded statement cannot write.
+    let optimistic: Bool
+
+    /// The optimistic push met something it does not do (a delete, a conflict record, a unique
+    /// value or descendants to look up): nothing was written; run the push under the lock.
+    struct NeedsLock: Error {}
 
     private struct Pending {
         /// The state as stored, for writing.
@@ -43,9 +51,10 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     /// Round trips made, for tests and logs.
     private(set) var queries = 0
 
-    init(connection: PostgresConnection, logger: Logger) {
+    init(connection: PostgresConnection, logger: Logger, optimistic: Bool = false) {
         self.connection = connection
         self.logger = logger
+        self.optimistic = optimistic
     }
 
     /// Loads every row `changes` name, and the parents their new rows name, live or as
@@ -114,6 +123,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     }
 
     func liveRow(_ schema: TableSchema, column: String, value: JSONValue, excluding id: String) async throws -> OwnedRow? {
+        if optimistic { throw NeedsLock() }
         try await flush()
         queries += 1
         return try await PostgresReconcileStore(connection: connection, logger: logger)
@@ -121,12 +131,14 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     }
 
     func liveDescendants(of schema: TableSchema, id: String) async throws -> [RowChange] {
+        if optimistic { throw NeedsLock() }
         try await flush()
         queries += 1
         return try await PostgresReconcileStore(connection: connection, logger: logger).liveDescendants(of: schema, id: id)
     }
 
     func recordConflicts(_ conflicts: [Conflict], ownerID: Int64, replicaID: ReplicaID, seq: Int64) async throws {
+        if optimistic, !conflicts.isEmpty { throw NeedsLock() }
         queries += conflicts.count
         try await PostgresReconcileStore(connection: connection, logger: logger)
             .recordConflicts(conflicts, ownerID: ownerID, replicaID: replicaID, seq: seq)
@@ -138,6 +150,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
     ///   statement that writes the live rows sets `users.sync_seq` and sends the `NOTIFY`
     ///   (delivered only if the transaction commits).
     func flush(advancing: (userID: Int64, seq: Int64)? = nil) async throws {
+        precondition(!optimistic, "an optimistic push writes with flushGuarded")
         guard !pending.isEmpty else {
             if let advancing { try await upsert([], advancing: advancing) }
             return
@@ -182,12 +195,24 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
         }
     }
 
-    /// The live rows of every table in one statement (`FlushStatement`): one multi-row upsert per
-    /// table, each a data-modifying `WITH` branch whose rows travel as one binary array per
-    /// column (`FlushColumns`) read back with `unnest`. PostgreSQL checks foreign keys at the end
-    /// of the statement, so a child may name a parent upserted by a sibling branch.
-    private func upsert(_ entries: [Pending], advancing: (userID: Int64, seq: Int64)?) async throws {
-        guard !entries.isEmpty || advancing != nil else { return }
+    /// The optimistic push's only write: every buffered state, the new sequence number and the
+    /// `NOTIFY`, in one statement that is its own transaction (`GuardedFlushStatement`), and
+    /// that writes nothing unless the user's sequence is still `expected`, the number read
+    /// before the push read anything. Every writer of a user's rows moves that number, so an
+    /// unchanged one means nothing this push read has changed since. Returns whether it wrote.
+    func flushGuarded(userID: Int64, expected: Int64, advancingTo seq: Int64) async throws -> Bool {
+        let entries = Array(pending.values)
+        guard !entries.contains(where: \.state.isDeleted) else { throw NeedsLock() }
+        queries += 1
+        var written = false
+        let statement = GuardedFlushStatement(tables: try Self.columns(entries), userID: userID, expected: expected, seq: seq)
+        for try await count in try await connection.execute(statement, logger: logger) { written = count == 1 }
+        if written { pending = [:] }
+        return written
+    }
+
+    /// The buffered states as the flush statements' column arrays, one `FlushColumns` per table.
+    private static func columns(_ entries: [Pending]) throws -> [FlushColumns] {
         var tables = ChatSchema.tables.map(FlushColumns.init(schema:))
         for entry in entries {
             guard let index = ChatSchema.tables.firstIndex(where: { $0.name == entry.state.table }) else {
@@ -195,14 +220,24 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
             }
             try tables[index].append(entry.state, ownerID: entry.ownerID, seq: entry.seq)
         }
+        return tables
+    }
+
+    /// The live rows of every table in one statement (`FlushStatement`): one multi-row upsert per
+    /// table, each a data-modifying `WITH` branch whose rows travel as one binary array per
+    /// column (`FlushColumns`) read back with `unnest`. PostgreSQL checks foreign keys at the end
+    /// of the statement, so a child may name a parent upserted by a sibling branch.
+    private func upsert(_ entries: [Pending], advancing: (userID: Int64, seq: Int64)?) async throws {
+        guard !entries.isEmpty || advancing != nil else { return }
         queries += 1
-        for try await _ in try await connection.execute(FlushStatement(tables: tables, advancing: advancing), logger: logger) {}
+        let statement = FlushStatement(tables: try Self.columns(entries), advancing: advancing)
+        for try await _ in try await connection.execute(statement, logger: logger) {}
     }
 
     /// One table's upsert, reading its rows from `unnest` over the column arrays that start at
     /// parameter `parameter`, in `FlushColumns` order: id, owner, sequence, `sync_meta`, then
-    /// the table's columns.
-    static func upsertSQL(_ schema: TableSchema, parameter: Int = 1) -> String {
+    /// the table's columns. With `condition`, only if it holds.
+    static func upsertSQL(_ schema: TableSchema, parameter: Int = 1, condition: String? = nil) -> String {
         let columns = schema.columns.map { PostgresRowIO.quoted($0.name) }
         var arrays = ["$\(parameter)::text[]", "$\(parameter + 1)::int8[]", "$\(parameter + 2)::int8[]", "$\(parameter + 3)::text[]"]
         var expressions = ["r.id", "r.owner_id"]
@@ -227,7 +262,7 @@ final class PostgresBatchedReconcileStore: ReconcileStore {
         return """
             INSERT INTO \(table) (id, owner_id, \(columns.joined(separator: ", ")), sync_seq, sync_meta)
             SELECT \(expressions.joined(separator: ", "))
-            FROM unnest(\(arrays.joined(separator: ", "))) AS r(\(names.joined(separator: ", ")))
+            FROM unnest(\(arrays.joined(separator: ", "))) AS r(\(names.joined(separator: ", ")))\(condition.map { "\n    WHERE \($0)" } ?? "")
             ON CONFLICT (id) DO UPDATE SET \(updates)
             WHERE \(table).owner_id = EXCLUDED.owner_id
             """
@@ -352,6 +387,7 @@ struct FlushStatement: PostgresPreparedStatement {
     var advancing: (userID: Int64, seq: Int64)?
 
     static let name = "chat_flush_v2"
+    static let sql = makeSQL(guarded: false)
 
     /// Where each table's arrays start among the parameters.
     private static let firstParameters: [Int] = {
@@ -362,14 +398,20 @@ struct FlushStatement: PostgresPreparedStatement {
         }
     }()
 
-    static let sql: String = {
+    /// The statement, and its guarded form (`GuardedFlushStatement`): there the third parameter
+    /// after the tables is the sequence number the user must still have, and each table's
+    /// upsert writes only if `bumped` (the compare-and-set of that number) took the user's row.
+    /// `bumped` runs first: the upserts read it.
+    static func makeSQL(guarded: Bool) -> String {
+        let condition = guarded ? "EXISTS (SELECT 1 FROM bumped)" : nil
         var branches = zip(ChatSchema.tables, firstParameters).map { schema, first in
-            "\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(PostgresBatchedReconcileStore.upsertSQL(schema, parameter: first)) RETURNING 1)"
+            "\(PostgresRowIO.quoted("upsert_" + schema.name)) AS (\(PostgresBatchedReconcileStore.upsertSQL(schema, parameter: first, condition: condition)) RETURNING 1)"
         }
         let next = ChatSchema.tables.reduce(1) { $0 + 4 + $1.columns.count }
-        branches.append("bumped AS (UPDATE users SET sync_seq = $\(next) WHERE id = $\(next + 1) AND $\(next + 2)::bool RETURNING id)")
+        let set = guarded ? "sync_seq = $\(next + 2)" : "$\(next + 2)::bool"
+        branches.insert("bumped AS (UPDATE users SET sync_seq = $\(next) WHERE id = $\(next + 1) AND \(set) RETURNING id)", at: 0)
         return "WITH \(branches.joined(separator: ",\n")) SELECT count(pg_notify($\(next + 3), $\(next + 4))::text) FROM bumped"
-    }()
+    }
 
     func makeBindings() throws -> PostgresBindings {
         var binds = PostgresBindings(capacity: 80)
@@ -379,6 +421,34 @@ struct FlushStatement: PostgresPreparedStatement {
         binds.append(advancing != nil)
         binds.append(LiveHub.channel)
         binds.append(advancing.map { "\($0.userID):\($0.seq)" } ?? "")
+        return binds
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int64.self) }
+}
+
+/// The optimistic push's flush (`PostgresBatchedReconcileStore.flushGuarded`): the rows, the
+/// new sequence number and the `NOTIFY`, written only if the user's sequence is still
+/// `expected`. Returns 1 when it wrote, 0 when another write came first.
+struct GuardedFlushStatement: PostgresPreparedStatement {
+    typealias Row = Int64
+
+    var tables: [FlushColumns]
+    var userID: Int64
+    var expected: Int64
+    var seq: Int64
+
+    static let name = "chat_flush_guarded_v1"
+    static let sql = FlushStatement.makeSQL(guarded: true)
+
+    func makeBindings() throws -> PostgresBindings {
+        var binds = PostgresBindings(capacity: 80)
+        for table in tables { table.bind(into: &binds) }
+        binds.append(seq)
+        binds.append(userID)
+        binds.append(expected)
+        binds.append(LiveHub.channel)
+        binds.append("\(userID):\(seq)")
         return binds
     }
 

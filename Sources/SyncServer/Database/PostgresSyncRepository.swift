@@ -4,11 +4,18 @@ import SyncEngine
 
 /// Sync storage on the canonical PostgreSQL schema.
 ///
-/// Ordering: each user has a change sequence (`users.sync_seq`). A push locks the user's row
-/// first, numbers every row it changes from that sequence, and commits before the lock is
-/// released; so, per user, sequence order is commit order, and a pull that has seen number N
-/// has seen every number below it. A pull therefore never skips a change that committed late.
-/// Different users never wait on each other.
+/// Ordering: each user has a change sequence (`users.sync_seq`). A push numbers every row it
+/// changes from that sequence and moves it, while holding the user's row lock, and commits
+/// before the lock is released; so, per user, sequence order is commit order, and a pull that
+/// has seen number N has seen every number below it. A pull therefore never skips a change that
+/// committed late. Different users never wait on each other.
+///
+/// A push is first tried optimistically, without a transaction: read the sequence, read the
+/// rows, merge, then one statement that writes everything only if the sequence is still the
+/// one read (a compare-and-set that takes the row lock for that statement). Three round trips
+/// instead of five. If another write came first, or the push needs more than that statement
+/// can write (a delete, a conflict record, a unique value), nothing was written and it runs
+/// again under the lock: `BEGIN`, `SELECT … FOR UPDATE`, read, merge, write, `COMMIT`.
 public struct PostgresSyncRepository: SyncRepository {
     let client: PostgresClient
     let logger: Logger
@@ -18,17 +25,72 @@ public struct PostgresSyncRepository: SyncRepository {
     /// tests compare them.
     let batchedIngest: Bool
 
+    /// Tests only: runs between an optimistic push's merge and its write, to let another write
+    /// in first.
+    let beforeGuardedWrite: (@Sendable () async throws -> Void)?
+
     public init(client: PostgresClient, logger: Logger) {
         self.init(client: client, logger: logger, batchedIngest: true)
     }
 
-    init(client: PostgresClient, logger: Logger, batchedIngest: Bool) {
+    init(
+        client: PostgresClient, logger: Logger, batchedIngest: Bool,
+        beforeGuardedWrite: (@Sendable () async throws -> Void)? = nil
+    ) {
         self.client = client
         self.logger = logger
         self.batchedIngest = batchedIngest
+        self.beforeGuardedWrite = beforeGuardedWrite
+    }
+
+    /// How a push was written.
+    enum PushPath: Sendable, Equatable {
+        /// Optimistically, in one guarded statement (or with nothing to write).
+        case optimistic
+        /// Under the user's lock, in a transaction.
+        case locked
     }
 
     public func push(userID: Int64, request: PushRequest) async throws -> PushResponse {
+        try await pushReportingPath(userID: userID, request: request).response
+    }
+
+    func pushReportingPath(userID: Int64, request: PushRequest) async throws -> (response: PushResponse, path: PushPath) {
+        if batchedIngest, let outcome = try await optimisticPush(userID: userID, request: request) {
+            return (PushResponse(results: outcome.results, conflicts: outcome.conflicts), .optimistic)
+        }
+        return (try await lockedPush(userID: userID, request: request), .locked)
+    }
+
+    /// The push without a transaction or lock (see the type's documentation); `nil` when it has
+    /// to run under the lock. Nothing is written before the guarded statement, which writes
+    /// all or nothing.
+    private func optimisticPush(userID: Int64, request: PushRequest) async throws -> Reconciler.Outcome? {
+        let logger = logger
+        let beforeGuardedWrite = beforeGuardedWrite
+        return try await client.withConnection { connection in
+            var seq: Int64?
+            for try await value in try await connection.query(
+                "SELECT sync_seq FROM users WHERE id = \(userID)", logger: logger
+            ).decode(Int64.self) { seq = value }
+            // A vanished user is the locked path's to report.
+            guard let seq else { return nil }
+            let store = PostgresBatchedReconcileStore(connection: connection, logger: logger, optimistic: true)
+            do {
+                try await store.prefetch(request.changes)
+                let outcome = try await Reconciler.reconcile(
+                    request.changes, ownerID: userID, replicaID: request.replicaID, startingAt: seq, store: store)
+                // Nothing changed: nothing to write, and the answer holds for the rows as read.
+                if outcome.lastSeq == seq { return outcome }
+                try await beforeGuardedWrite?()
+                return try await store.flushGuarded(userID: userID, expected: seq, advancingTo: outcome.lastSeq) ? outcome : nil
+            } catch is PostgresBatchedReconcileStore.NeedsLock {
+                return nil
+            }
+        }
+    }
+
+    private func lockedPush(userID: Int64, request: PushRequest) async throws -> PushResponse {
         let logger = logger
         let batchedIngest = batchedIngest
         let outcome = try await transaction { connection in
