@@ -147,6 +147,32 @@ struct SyncApplyTests {
         }
     }
 
+    // Regression (found by the simulation, seed 390): a live page was applied as a page with
+    // nothing more to come, which drops the rows still waiting for their parent. But the server
+    // read that page before the device pulled up to its `after`; the parent had moved past the
+    // page since, so the children were dropped for good.
+    @Test("a page from the live channel does not drop rows still waiting for their parent; the pull that ends does")
+    func livePageKeepsParkedRows() async throws {
+        let changes = try await remoteConversation()
+        let clock = TestClock(TestClock.start + 5_000)
+        try await withFileStore(clock: clock) { local in
+            let session = changes.filter { $0.table == "sessions" }
+            let messages = changes.filter { $0.table == "messages" }
+            // A pull delivers the messages; their session comes later in the sequence.
+            #expect(try await local.applyPull(pullPage(messages, cursor: 5, hasMore: true), after: 0) == 0)
+            #expect(try local.syncStatus().parkedRows == messages.count)
+            // A live page that continues from the cursor, read before the session moved.
+            let parts = changes.filter { $0.table == "message_parts" || $0.table == "artifacts" }
+            let live = try #require(LiveMessage(changes: pullPage(parts, cursor: 7), after: 5).page)
+            _ = try #require(try await local.applyPull(live.page, after: live.after))
+            #expect(try local.syncStatus().parkedRows == changes.count - session.count)
+            // The pull that reaches the end delivers the session, and everything waiting applies.
+            #expect(try await local.applyPull(pullPage(session, cursor: 9), after: 7) == changes.count)
+            #expect(try local.syncStatus().parkedRows == 0)
+            #expect(try chatRows(local) == chatRows(remote))
+        }
+    }
+
     @Test("a page in reverse order (children before parents) applies completely")
     func reversedPage() async throws {
         let changes = try await remoteConversation()

@@ -17,7 +17,10 @@ struct LivePageTests {
         let (sync, storage, log) = Self.sync(cursor: 5)
         #expect(try await sync.applyLive(LiveMessage(changes: Self.page, after: 5)) == .applied(1))
         #expect(await storage.cursor == 9)
-        #expect(await storage.appliedPages == [Self.page])
+        // Applied as a page with more to come: a live page never counts as caught up.
+        var applied = Self.page
+        applied.hasMore = true
+        #expect(await storage.appliedPages == [applied])
         #expect(await log.events == ["apply 9"])
     }
 
@@ -56,7 +59,10 @@ struct LivePageTests {
         let page = PullResponse(changes: Self.page.changes, cursor: 9, hasMore: false, conflicts: [conflict])
         let message = LiveMessage(changes: page, after: 5)
         #expect(message.page?.after == 5)
-        #expect(message.page?.page == page)
+        #expect(message.page?.page.changes == page.changes)
+        #expect(message.page?.page.cursor == 9)
+        #expect(message.page?.page.conflicts == [conflict])
+        #expect(message.page?.page.hasMore == true)
         let decoded = try WireJSON.decode(LiveMessage.self, from: try WireJSON.encodeString(message))
         #expect(decoded == message)
         // No conflicts: the member is left out, as in a pull.

@@ -172,8 +172,15 @@ public struct LiveMessage: Codable, Sendable, Equatable {
 
     /// For a well-formed `changes` message, the pull page it stands for, with the cursor it
     /// continues from; `nil` for a poke, and for a `changes` message that does not advance.
+    ///
+    /// The page is marked `hasMore` although the server read it whole. It was complete when
+    /// the server read it, but a device may apply it after pulling up to `after` itself, later
+    /// than that read; so applying it must not count as being caught up, which drops rows
+    /// still waiting for their parent and ends a reset. The next pull that ends does that.
+    /// (The simulation found this: a child waiting for a parent that moved after the read was
+    /// dropped, and never came back.)
     public var page: (after: Int64, page: PullResponse)? {
         guard type == "changes", let after, let changes, cursor > after else { return nil }
-        return (after, PullResponse(changes: changes, cursor: cursor, hasMore: false, conflicts: conflicts ?? []))
+        return (after, PullResponse(changes: changes, cursor: cursor, hasMore: true, conflicts: conflicts ?? []))
     }
 }
