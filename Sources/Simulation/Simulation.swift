@@ -19,11 +19,16 @@ public enum Simulation {
         public var faults: SimulatedNetwork.Faults
         /// Replicas on files (closed and reopened on a simulated crash) instead of in memory.
         public var onDisk: Bool
+        /// Whether the server's live channel sends the replicas pages and pokes (lost, repeated
+        /// and reordered) that they apply as they arrive. Off replays a seed as it ran before
+        /// the channel carried changes.
+        public var liveMessages: Bool
 
-        public init(steps: Int = 120, faults: SimulatedNetwork.Faults = .init(), onDisk: Bool = false) {
+        public init(steps: Int = 120, faults: SimulatedNetwork.Faults = .init(), onDisk: Bool = false, liveMessages: Bool = true) {
             self.steps = steps
             self.faults = faults
             self.onDisk = onDisk
+            self.liveMessages = liveMessages
         }
     }
 
@@ -36,6 +41,7 @@ public enum Simulation {
         public var serverWrites: Int
         public var crashes: Int
         public var network: SimulatedNetwork.Counts
+        public var live: LiveCounts
         public var conflicts: Int
         public var failures: [String]
 
@@ -44,7 +50,8 @@ public enum Simulation {
         public var summary: String {
             "seed \(seed): \(replicas) replicas, \(operations) writes (\(refusedOperations) refused, \(serverWrites) by the server), \(network.pushes) pushes, "
                 + "\(network.pulls) pulls, \(network.droppedRequests)+\(network.droppedResponses) lost, \(network.duplicates)+\(network.lateDeliveries) duplicated, "
-                + "\(crashes) crashes, \(conflicts) conflicts: " + (passed ? "ok" : "FAILED\n  " + failures.joined(separator: "\n  "))
+                + "\(crashes) crashes, \(conflicts) conflicts, live: \(live.applied) pages applied, \(live.alreadyHad) already had, "
+                + "\(live.pulls) pulls, \(live.lost) lost: " + (passed ? "ok" : "FAILED\n  " + failures.joined(separator: "\n  "))
         }
     }
 
@@ -55,7 +62,7 @@ public enum Simulation {
             world = try World(seed: seed, options: options)
         } catch {
             return Report(seed: seed, replicas: 0, operations: 0, refusedOperations: 0, serverWrites: 0, crashes: 0, network: .init(),
-                          conflicts: 0, failures: ["could not set up: \(error)"])
+                          live: .init(), conflicts: 0, failures: ["could not set up: \(error)"])
         }
         defer { world.cleanUp() }
         var failures: [String] = []
@@ -68,7 +75,7 @@ public enum Simulation {
         }
         return Report(
             seed: seed, replicas: world.replicas.count, operations: world.log.writes.count, refusedOperations: world.refused,
-            serverWrites: world.serverWrites, crashes: world.crashes, network: world.network.counts, conflicts: await world.server.conflicts.count, failures: failures)
+            serverWrites: world.serverWrites, crashes: world.crashes, network: world.network.counts, live: world.live.counts, conflicts: await world.server.conflicts.count, failures: failures)
     }
 }
 

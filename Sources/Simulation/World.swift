@@ -27,6 +27,10 @@ final class World {
     /// Decides the server's own writes (what the REST API does), from a stream of its own so the
     /// devices' schedule for a seed stays what it was before the server wrote.
     var serverRandom: SeededRandom
+    /// Decides the live channel's messages (`World+Live`), from a stream of its own too.
+    var liveRandom: SeededRandom
+    let liveMessages: Bool
+    var live = LiveState()
     let serverClock = ServerReplica.Clock()
     var serverWrites = 0
     let clock = SimulatedClock()
@@ -43,6 +47,8 @@ final class World {
         self.seed = seed
         self.random = SeededRandom(seed: seed)
         self.serverRandom = SeededRandom(seed: seed ^ 0x5E_4E4E_5E4E)
+        self.liveRandom = SeededRandom(seed: seed ^ 0x11_7E11_7E11)
+        self.liveMessages = options.liveMessages
         let clock = clock
         self.network = SimulatedNetwork(server: server, userID: userID, seed: seed, faults: options.faults, now: { clock.now })
         let count = Int.random(in: 2...8, using: &random)
@@ -94,6 +100,7 @@ final class World {
         for _ in 0..<steps {
             clock.advance(Int64.random(in: 1...40, using: &random))
             if Double.random(in: 0..<1, using: &serverRandom) < 0.06 { try await serverWrite() }
+            if liveMessages { try await liveStep() }
             guard let replica = pick(replicas) else { return }
             let roll = Double.random(in: 0..<1, using: &random)
             switch roll {
@@ -101,7 +108,9 @@ final class World {
             case ..<0.70: await attempt { try await self.synchronizer(replica).syncOnce(nowMillis: { [clock] in clock.now }) }
             case ..<0.78: await attempt { try await self.synchronizer(replica).pushAll() }
             case ..<0.86: await attempt { try await self.synchronizer(replica).pullAll() }
-            case ..<0.92: network.setPartitioned(replica.id, !network.isPartitioned(replica.id))
+            case ..<0.92:
+                network.setPartitioned(replica.id, !network.isPartitioned(replica.id))
+                if network.isPartitioned(replica.id) { dropLiveMessages(for: replica) }
             case ..<0.96: _ = try await network.deliverLate()
             default: try crash(replica)
             }
@@ -126,6 +135,7 @@ final class World {
     func crash(_ replica: Replica) throws {
         crashes += 1
         replica.streaming.removeAll()
+        dropLiveMessages(for: replica)
         if let path = replica.path {
             replica.store = try Self.open(id: replica.id, path: path, now: clock.reading(skew: replica.skew))
         }

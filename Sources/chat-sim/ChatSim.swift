@@ -15,11 +15,12 @@ struct ChatSim: AsyncParsableCommand {
     @Option(help: "The first seed.") var first: UInt64 = 1
     @Option(help: "Schedule steps per seed.") var steps = 120
     @Flag(help: "Keep replicas in files and reopen them on crashes.") var onDisk = false
+    @Flag(help: "No live-channel messages: replays a seed as it ran before the channel carried changes.") var noLiveMessages = false
 
     func run() async throws {
         if let seed {
             // Same storage choice as the batch run, so a printed seed replays exactly.
-            let report = await Simulation.run(seed: seed, options: .init(steps: steps, onDisk: onDisk || seed % 10 == 0))
+            let report = await Simulation.run(seed: seed, options: .init(steps: steps, onDisk: onDisk || seed % 10 == 0, liveMessages: !noLiveMessages))
             print(report.summary)
             if !report.passed { throw ExitCode(1) }
             return
@@ -27,7 +28,7 @@ struct ChatSim: AsyncParsableCommand {
         let start = Date()
         var failed: [UInt64] = []
         for seed in first..<(first + UInt64(seeds)) {
-            let report = await Simulation.run(seed: seed, options: .init(steps: steps, onDisk: onDisk || seed % 10 == 0))
+            let report = await Simulation.run(seed: seed, options: .init(steps: steps, onDisk: onDisk || seed % 10 == 0, liveMessages: !noLiveMessages))
             if !report.passed {
                 failed.append(seed)
                 print(report.summary)

@@ -25,9 +25,12 @@ struct RegressionTests {
     /// Seed 927 failed in the checker, not the engine: a device's write was absorbed by an equal
     /// concurrent write of the server's, whose loss to a third write was recorded; the checker now
     /// follows equal-value writes along the chain.
-    @Test("seeds that once failed now pass", arguments: [5, 7, 10, 12, 22, 49, 51, 927] as [UInt64])
-    func formerFailures(seed: UInt64) async {
-        let report = await Simulation.run(seed: seed)
+    /// Replayed without the live channel's messages, which came later and would change the
+    /// older seeds' schedules, and with them, as every seed runs now. Seeds 390 and 713 failed
+    /// with them: a live page dropped rows still waiting for their parent (`LiveMessage.page`).
+    @Test("seeds that once failed now pass", arguments: [5, 7, 10, 12, 22, 49, 51, 390, 713, 927] as [UInt64], [false, true])
+    func formerFailures(seed: UInt64, liveMessages: Bool) async {
+        let report = await Simulation.run(seed: seed, options: .init(liveMessages: liveMessages))
         #expect(report.passed, "\(report.summary)")
     }
 
