@@ -31,6 +31,18 @@ struct OptimisticPushTests {
         }
     }
 
+    /// A new user whose first device created a session and pushed it.
+    static func userWithSession(_ client: PostgresClient, title: String) async throws
+        -> (userID: Int64, repository: PostgresSyncRepository, device: ChatStore, sessionID: String)
+    {
+        let (user, _) = try await TestDatabase.makeUser(client, prefix: "optimistic")
+        let repository = PostgresSyncRepository(client: client, logger: TestDatabase.logger)
+        let device = try ChatStore.inMemory()
+        let session = try device.createSession(title: title, agent: "build", provider: "ollama", model: "llama3.2", projectPath: "/p")
+        try await push(device, repository, userID: user.id)
+        return (user.id, repository, device, session.id)
+    }
+
     /// The user's rows and tombstones: how many, and how many distinct sequence numbers.
     static func sequenceNumbers(_ client: PostgresClient, userID: Int64) async throws -> (rows: Int64, distinct: Int64, userSeq: Int64) {
         let rows = try await client.query("""
@@ -80,44 +92,40 @@ struct OptimisticPushTests {
     @Test("a push that another write overtakes between its read and its write starts over under the lock: a device that pulled in between misses nothing")
     func overtaken() async throws {
         try await TestDatabase.withClient { client in
-            let (user, _) = try await TestDatabase.makeUser(client, prefix: "optimistic")
-            let plain = PostgresSyncRepository(client: client, logger: TestDatabase.logger)
-            let a = try ChatStore.inMemory()
-            let session = try a.createSession(title: "Race", agent: "build", provider: "ollama", model: "llama3.2", projectPath: "/p")
-            try await Self.push(a, plain, userID: user.id)
+            let (userID, plain, a, sessionID) = try await Self.userWithSession(client, title: "Race")
             let b = try ChatStore.inMemory(), watcher = try ChatStore.inMemory()
-            try await Self.pull(b, plain, userID: user.id)
-            try await Self.pull(watcher, plain, userID: user.id)
+            try await Self.pull(b, plain, userID: userID)
+            try await Self.pull(watcher, plain, userID: userID)
 
             // Both write under the same session (each also moves the session's aggregates).
-            let fromA = try a.appendUserMessage(sessionID: session.id, text: "from A")
-            let fromB = try b.appendUserMessage(sessionID: session.id, text: "from B")
+            let fromA = try a.appendUserMessage(sessionID: sessionID, text: "from A")
+            let fromB = try b.appendUserMessage(sessionID: sessionID, text: "from B")
             let (requestB, batchB) = try await Replicas.pushRequest(b)
             // B's push commits after A's push has read and merged, and the watcher pulls it.
             let once = Box(false)
             let overtaking = PostgresSyncRepository(client: client, logger: TestDatabase.logger, batchedIngest: true) {
                 guard once.update({ done in defer { done = true }; return !done }) else { return }
-                let (response, path) = try await plain.pushReportingPath(userID: user.id, request: requestB)
+                let (response, path) = try await plain.pushReportingPath(userID: userID, request: requestB)
                 #expect(path == .optimistic)
                 try await b.acknowledge(batchB, response: response)
-                try await Self.pull(watcher, plain, userID: user.id)
+                try await Self.pull(watcher, plain, userID: userID)
             }
-            #expect(try await Self.push(a, overtaking, userID: user.id) == .locked)
+            #expect(try await Self.push(a, overtaking, userID: userID) == .locked)
             #expect(try watcher.message(id: fromB.id) != nil)
 
             // The watcher pulls on from where it was, and finds A's message: A's rows were
             // numbered after B's, not with the numbers B took.
-            try await Self.pull(watcher, plain, userID: user.id)
+            try await Self.pull(watcher, plain, userID: userID)
             #expect(try watcher.message(id: fromA.id) != nil)
-            let counts = try await Self.sequenceNumbers(client, userID: user.id)
+            let counts = try await Self.sequenceNumbers(client, userID: userID)
             #expect(counts.rows == counts.distinct, "every row has a number of its own")
             #expect(counts.userSeq >= counts.rows)
             // Everyone converges on the same session: both messages, both writers' aggregates.
-            try await Self.pull(a, plain, userID: user.id)
-            try await Self.pull(b, plain, userID: user.id)
+            try await Self.pull(a, plain, userID: userID)
+            try await Self.pull(b, plain, userID: userID)
             for store in [a, b, watcher] {
-                #expect(try store.messages(in: session.id).messages.map(\.id).sorted() == [fromA.id, fromB.id].sorted())
-                #expect(try store.session(id: session.id) == a.session(id: session.id))
+                #expect(try store.messages(in: sessionID).messages.map(\.id).sorted() == [fromA.id, fromB.id].sorted())
+                #expect(try store.session(id: sessionID) == a.session(id: sessionID))
             }
         }
     }
@@ -125,15 +133,11 @@ struct OptimisticPushTests {
     @Test("devices pushing to one user at once: every row stored once, with a number of its own, and pulled by a new device")
     func concurrent() async throws {
         try await TestDatabase.withClient { client in
-            let (user, _) = try await TestDatabase.makeUser(client, prefix: "optimistic")
-            let repository = PostgresSyncRepository(client: client, logger: TestDatabase.logger)
-            let first = try ChatStore.inMemory()
-            let session = try first.createSession(title: "Busy", agent: "build", provider: "ollama", model: "llama3.2", projectPath: "/p")
-            try await Self.push(first, repository, userID: user.id)
+            let (userID, repository, _, sessionID) = try await Self.userWithSession(client, title: "Busy")
             var devices: [ChatStore] = []
             for _ in 0..<6 {
                 let device = try ChatStore.inMemory()
-                try await Self.pull(device, repository, userID: user.id)
+                try await Self.pull(device, repository, userID: userID)
                 devices.append(device)
             }
             let paths = Box<[PostgresSyncRepository.PushPath]>([])
@@ -142,8 +146,8 @@ struct OptimisticPushTests {
                     group.addTask {
                         var ids: [String] = []
                         for round in 0..<8 {
-                            ids.append(try device.appendUserMessage(sessionID: session.id, text: "device \(index) round \(round)").id)
-                            let path = try await Self.push(device, repository, userID: user.id)
+                            ids.append(try device.appendUserMessage(sessionID: sessionID, text: "device \(index) round \(round)").id)
+                            let path = try await Self.push(device, repository, userID: userID)
                             paths.update { $0.append(path) }
                         }
                         return ids
@@ -152,10 +156,10 @@ struct OptimisticPushTests {
                 var written: Set<String> = []
                 for try await ids in group { written.formUnion(ids) }
                 let fresh = try ChatStore.inMemory()
-                try await Self.pull(fresh, repository, userID: user.id)
-                #expect(Set(try fresh.messages(in: session.id, limit: 1_000).messages.map(\.id)) == written)
+                try await Self.pull(fresh, repository, userID: userID)
+                #expect(Set(try fresh.messages(in: sessionID, limit: 1_000).messages.map(\.id)) == written)
             }
-            let counts = try await Self.sequenceNumbers(client, userID: user.id)
+            let counts = try await Self.sequenceNumbers(client, userID: userID)
             #expect(counts.rows == counts.distinct)
             let taken = paths.update { $0 }
             #expect(taken.count == 48)
