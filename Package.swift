@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "chat-sim", targets: ["chat-sim"]),
         .executable(name: "chat-bench", targets: ["chat-bench"]),
         .library(name: "SyncEngine", targets: ["SyncEngine"]),
+        .library(name: "ChatModel", targets: ["ChatModel"]),
         .library(name: "LocalStore", targets: ["LocalStore"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
     ],
@@ -35,11 +36,14 @@ let package = Package(
     targets: [
         // Pure sync logic shared by client and server: clocks, vectors, merge rules, wire protocol, client loop.
         .target(name: "SyncEngine", swiftSettings: swiftSettings),
+        // The chat domain, storage-free: ids, models, usage, and the write rules as pure functions
+        // producing `RowEdit`s. The SQLite replica and the Postgres server both call it.
+        .target(name: "ChatModel", dependencies: ["SyncEngine"], swiftSettings: swiftSettings),
         // The client's SQLite replica.
         .target(
             name: "LocalStore",
             dependencies: [
-                "SyncEngine", .product(name: "GRDB", package: "GRDB.swift"),
+                "SyncEngine", "ChatModel", .product(name: "GRDB", package: "GRDB.swift"),
                 // The C API, for the WAL hook that moves checkpoints off the commit path.
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -65,14 +69,14 @@ let package = Package(
         // A conversation turn, offline-first: the reply streams from the provider into the replica.
         .target(
             name: "ChatAgent",
-            dependencies: ["ChatProvider", "LocalStore", "SyncEngine", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ChatModel", "ChatProvider", "SyncEngine", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // The sync server: canonical Postgres store, auth, sync endpoints.
         .target(
             name: "SyncServer",
             dependencies: [
-                "SyncEngine", "ChatAgent", "ChatProvider", "LocalStore",
+                "SyncEngine", "ChatModel", "ChatAgent", "ChatProvider",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "chat-cli",
             dependencies: [
-                "SyncEngine", "LocalStore", "HTTPTransport", "ChatAgent", "ChatProvider",
+                "SyncEngine", "ChatModel", "LocalStore", "HTTPTransport", "ChatAgent", "ChatProvider",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -105,7 +109,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "SyncEngine", "LocalStore", "SyncServer", "HTTPTransport",
+                "SyncEngine", "ChatModel", "LocalStore", "SyncServer", "HTTPTransport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -115,7 +119,7 @@ let package = Package(
         // The deterministic sync simulation, shared by its test target and `chat-sim`.
         .target(
             name: "Simulation",
-            dependencies: ["SyncEngine", "LocalStore", "SyncServer", "TestSupport"],
+            dependencies: ["SyncEngine", "ChatModel", "LocalStore", "SyncServer", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -127,7 +131,7 @@ let package = Package(
         .executableTarget(
             name: "chat-bench",
             dependencies: [
-                "SyncEngine", "LocalStore", "SyncServer", "HTTPTransport",
+                "SyncEngine", "ChatModel", "LocalStore", "SyncServer", "HTTPTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -138,13 +142,14 @@ let package = Package(
         ),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SyncEngineTests", dependencies: ["SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "LocalStoreTests", dependencies: ["LocalStore", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "ChatAgentTests", dependencies: ["ChatAgent", "ChatProvider", "LocalStore", "SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChatModelTests", dependencies: ["ChatModel", "SyncEngine"], swiftSettings: swiftSettings),
+        .testTarget(name: "LocalStoreTests", dependencies: ["LocalStore", "ChatModel", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChatAgentTests", dependencies: ["ChatAgent", "ChatModel", "ChatProvider", "LocalStore", "SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ChatProviderTests", dependencies: ["ChatProvider", "SyncEngine", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SyncServerTests",
             dependencies: [
-                "SyncServer", "TestSupport", "LocalStore", "ChatProvider",
+                "SyncServer", "ChatModel", "TestSupport", "LocalStore", "ChatProvider",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
@@ -153,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "TestSupport", "LocalStore", "HTTPTransport", "SyncServer",
+                "TestSupport", "ChatModel", "LocalStore", "HTTPTransport", "SyncServer",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings

@@ -1,6 +1,6 @@
+import ChatModel
 import ChatProvider
 import Foundation
-import LocalStore
 import SyncEngine
 
 /// One turn of a conversation, offline-first: the user's message is stored at once, the
@@ -27,13 +27,6 @@ public struct ChatTurn: Sendable {
         self.flushInterval = flushInterval
         self.toolbox = toolbox
         self.maxSteps = maxSteps
-    }
-
-    /// A turn written into a device's replica.
-    public init(
-        store: ChatStore, provider: ProviderClient, flushInterval: Duration = .milliseconds(100), toolbox: (any Toolbox)? = nil
-    ) {
-        self.init(replies: LocalReplyStore(store: store), provider: provider, flushInterval: flushInterval, toolbox: toolbox)
     }
 
     public struct Outcome: Sendable, Equatable {
@@ -77,7 +70,9 @@ public struct ChatTurn: Sendable {
     ) async throws -> Outcome {
         let userMessageID = try await replies.appendUserMessage(sessionID: sessionID, text: text)
         onEvent(.userMessageStored(id: userMessageID))
-        let history = try await replies.conversation(sessionID: sessionID)
+        let history = try await replies.conversation(sessionID: sessionID).map {
+            ChatMessage(role: .init(rawValue: $0.role.rawValue), content: $0.text)
+        }
         let model = model ?? provider.configuration.model
         let replyID = try await replies.startAssistantMessage(sessionID: sessionID, model: model)
         onEvent(.assistantMessageStarted(id: replyID))
@@ -101,7 +96,7 @@ public struct ChatTurn: Sendable {
                     toolCalls: calls.map { ChatMessage.ToolCall(id: $0.id ?? "", name: $0.name ?? "", arguments: $0.arguments) }))
                 for call in calls {
                     let arguments = (try? WireJSON.decode(JSONValue.self, from: call.arguments)) ?? .object([:])
-                    let startedAt = ChatStore.systemNow()
+                    let startedAt = ChatClock.nowMillis()
                     let clock = ContinuousClock.now
                     let output = await toolbox.run(name: call.name ?? "", arguments: arguments)
                     try await recorder.recordToolResult(
@@ -214,7 +209,7 @@ struct Recorder {
     /// Ends the current step: its parts are finished and the tool calls it asked for are
     /// recorded (and returned, so the turn can run them).
     mutating func finishStep() async throws -> [ReplyAccumulator.ToolCall] {
-        try await flush(completedAt: ChatStore.systemNow())
+        try await flush(completedAt: ChatClock.nowMillis())
         for call in reply.toolCalls {
             let arguments = (try? WireJSON.decode(JSONValue.self, from: call.arguments)) ?? .string(call.arguments)
             let partID = try await replies.addPart(messageID: messageID, PartDraft(
@@ -253,7 +248,7 @@ struct Recorder {
 
     /// Keeps what was received and ends the message with the error (a user abort is marked).
     mutating func fail(_ error: ProviderError, latencyMs: Int64) async throws {
-        try await flush(completedAt: ChatStore.systemNow())
+        try await flush(completedAt: ChatClock.nowMillis())
         try await replies.failMessage(
             id: messageID, ReplyFailure(error, usage: usage.map(Self.usage), latencyMs: latencyMs))
     }
@@ -270,9 +265,9 @@ struct Recorder {
         return total
     }
 
-    static func usage(_ usage: ChatProvider.Usage?) -> LocalStore.Usage {
-        guard let usage else { return LocalStore.Usage() }
-        return LocalStore.Usage(
+    static func usage(_ usage: ChatProvider.Usage?) -> ChatModel.Usage {
+        guard let usage else { return ChatModel.Usage() }
+        return ChatModel.Usage(
             promptTokens: Int64(usage.promptTokens), completionTokens: Int64(usage.completionTokens),
             totalTokens: Int64(usage.totalTokens), cachedInputTokens: Int64(usage.cachedTokens),
             reasoningTokens: Int64(usage.reasoningTokens))

@@ -1,3 +1,4 @@
+import ChatModel
 import Crypto
 import Foundation
 import SyncEngine
@@ -24,27 +25,6 @@ public struct ToolOutput: Sendable, Equatable {
     }
 
     static func failure(_ message: String) -> ToolOutput { ToolOutput(result: ["error": .string(message)]) }
-}
-
-/// An artifact row (`file` or `file_diff`) and what the tool-result part's content says of it.
-public struct ArtifactDraft: Sendable, Equatable {
-    public var kind: String
-    public var path: String?
-    public var mime: String?
-    public var size: Int64?
-    public var sha256: String?
-    /// Stored under `artifact` in the `tool_result` part's content: for a file
-    /// `{kind, path, mime, size, sha256}`, for a diff also `patch` and `summary`.
-    public var content: JSONValue
-
-    public init(kind: String, path: String?, mime: String?, size: Int64?, sha256: String?, content: JSONValue) {
-        self.kind = kind
-        self.path = path
-        self.mime = mime
-        self.size = size
-        self.sha256 = sha256
-        self.content = content
-    }
 }
 
 /// `read_file` and `write_file` inside one directory. Paths are relative to it; anything that

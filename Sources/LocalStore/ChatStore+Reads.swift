@@ -1,3 +1,4 @@
+import ChatModel
 import GRDB
 import SyncEngine
 
@@ -109,31 +110,20 @@ extension ChatStore {
         return message
     }
 
-    /// What a write under a row needs to know of it: where it belongs and who produced it.
-    struct Origin {
-        var sessionID: String
-        var agent: String
-        var provider: String
-        var model: String
-    }
-
     /// A live session's agent, provider and model, without decoding the rest of the row.
-    func sessionOrigin(_ db: Database, _ id: String) throws -> Origin {
+    func sessionOrigin(_ db: Database, _ id: String) throws -> ChatEdits.Origin {
         let select = try db.cachedStatement(sql: "SELECT agent, provider, model FROM sessions WHERE id = ?")
         guard let row = try Row.fetchOne(select, arguments: [id]) else { throw LocalStoreError.notFound(table: "sessions", id: id) }
-        return Origin(sessionID: id, agent: row[0], provider: row[1], model: row[2])
+        return ChatEdits.Origin(sessionID: id, agent: row[0], provider: row[1], model: row[2])
     }
 
     /// A message that is still `pending` (only those take new parts and rewrites), without
     /// reading its parts.
-    func pendingMessageOrigin(_ db: Database, _ id: String) throws -> Origin {
+    func pendingMessageOrigin(_ db: Database, _ id: String) throws -> ChatEdits.Origin {
         let select = try db.cachedStatement(sql: "SELECT session_id, status, agent, provider, model FROM messages WHERE id = ?")
         guard let row = try Row.fetchOne(select, arguments: [id]) else { throw LocalStoreError.notFound(table: "messages", id: id) }
-        let status: String = row[1]
-        guard status == MessageStatus.pending.rawValue else {
-            throw LocalStoreError.conflict("message \(id) is already \(status); a finished message does not change")
-        }
-        return Origin(sessionID: row[0], agent: row[2], provider: row[3], model: row[4])
+        try Self.rules { () throws(ChatRuleError) in try ChatEdits.requirePending(messageID: id, status: row[1]) }
+        return ChatEdits.Origin(sessionID: row[0], agent: row[2], provider: row[3], model: row[4])
     }
 
     func requirePart(_ db: Database, _ id: String) throws -> MessagePart {

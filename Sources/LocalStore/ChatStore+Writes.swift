@@ -1,40 +1,39 @@
+import ChatModel
 import GRDB
 import SyncEngine
 
 /// The write API a chat client needs. Each method is one transaction: rows, stamps, session
-/// aggregates and the outbox entry are stored together or not at all.
+/// aggregates and the outbox entry are stored together or not at all. Which rows a write makes
+/// is decided by `ChatEdits`, the rules the server shares; this file reads what those rules
+/// need from the replica and applies the edits they return.
 extension ChatStore {
     // MARK: Sessions
 
     @discardableResult
     public func createSession(
-        title: String?, agent: String, provider: String, model: String, projectPath: String, id: String = ChatStore.newID()
+        title: String?, agent: String, provider: String, model: String, projectPath: String, id: String = ChatID.make()
     ) throws -> Session {
         try writer.write { db in
-            let stamp = try nextStamp(db)
-            let at = now()
-            try write(db, stamp: stamp, ChatSchema.sessions, id: id, set: [
-                "title": title.map(JSONValue.string) ?? .null, "agent": .string(agent), "provider": .string(provider),
-                "model": .string(model), "project_path": .string(projectPath), "created_at": .int(at),
-                "last_active_at": .int(at),
-            ], creating: true)
+            try apply(db, stamp: try nextStamp(db), [ChatEdits.createSession(
+                id: id, title: title, agent: agent, provider: provider, model: model, projectPath: projectPath, at: now())])
             return try requireSession(db, id)
         }
     }
 
     public func renameSession(id: String, title: String?) throws {
-        try writer.write { db in
-            _ = try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
-                          set: ["title": title.map(JSONValue.string) ?? .null])
-        }
+        try update(sessionID: id, ChatEdits.SessionUpdate(title: .some(title)))
     }
 
     /// Archives (or, with `archived: false`, restores) a session. Archived sessions stay in the
     /// replica and sync; lists hide them unless asked.
     public func archiveSession(id: String, archived: Bool = true) throws {
+        try update(sessionID: id, ChatEdits.SessionUpdate(archived: archived))
+    }
+
+    /// Renames and/or archives or restores a session in one write.
+    public func update(sessionID id: String, _ update: ChatEdits.SessionUpdate) throws {
         try writer.write { db in
-            _ = try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id,
-                          set: ["archived_at": archived ? .int(now()) : .null])
+            try apply(db, stamp: try nextStamp(db), [ChatEdits.updateSession(id: id, update, at: now())])
         }
     }
 
@@ -42,7 +41,7 @@ extension ChatStore {
     /// and wins over concurrent edits on other devices.
     public func deleteSession(id: String) throws {
         try writer.write { db in
-            _ = try write(db, stamp: try nextStamp(db), ChatSchema.sessions, id: id, delete: true)
+            try apply(db, stamp: try nextStamp(db), [ChatEdits.deleteSession(id: id)])
         }
     }
 
@@ -50,55 +49,31 @@ extension ChatStore {
 
     /// Stores a user message, complete, with one text part, and marks the session active.
     @discardableResult
-    public func appendUserMessage(sessionID: String, text: String, id: String = ChatStore.newID(),
-                                  partID: String = ChatStore.newID()) throws -> Message {
+    public func appendUserMessage(sessionID: String, text: String, id: String = ChatID.make(),
+                                  partID: String = ChatID.make()) throws -> Message {
         try writer.write { db in
             let stamp = try nextStamp(db)
             let session = try sessionOrigin(db, sessionID)
             let at = now()
-            // The session was just read and the message is written first: both parents are live.
-            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
-                "session_id": .string(sessionID), "role": "user", "status": "complete",
-                "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
-                "created_at": .int(at), "completed_at": .int(at),
-            ], creating: true, parentIsLive: true)
-            let content: JSONValue = ["text": .string(text)]
-            try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
-                "message_id": .string(id), "index": 0, "type": "text", "content": content,
-                "agent": .string(session.agent), "provider": .string(session.provider), "model": .string(session.model),
-                "started_at": .int(at), "completed_at": .int(at),
-            ], creating: true, parentIsLive: true)
-            try touchSession(db, stamp: stamp, sessionID, at: at)
-            // What was written, as a read would return it (a test compares the two). Both rows
-            // are new, so they hold exactly these values.
-            let part = MessagePart(
-                id: partID, messageID: id, index: 0, stepIndex: nil, type: .text, content: content,
-                agent: session.agent, provider: session.provider, model: session.model, startedAt: at, completedAt: at,
-                toolName: nil, toolCallID: nil, toolDurationMs: nil)
-            return Message(
-                id: id, sessionID: sessionID, role: .user, status: .complete, agent: session.agent, provider: session.provider,
-                model: session.model, createdAt: at, completedAt: at, latencyMs: nil, promptTokens: nil, completionTokens: nil,
-                totalTokens: nil, cachedInputTokens: nil, reasoningTokens: nil, error: nil, errorType: nil, errorDetails: nil,
-                isAborted: nil, parts: [part])
+            let edits = ChatEdits.appendUserMessage(in: session, text: text, id: id, partID: partID, at: at)
+            try apply(db, stamp: stamp, edits, read: RowKey(table: ChatSchema.sessions.name, id: sessionID))
+            // What was written, as a read would return it (a test compares the two): both rows
+            // are new, so they hold exactly the values of their edits.
+            return try Self.message(created: edits[0], parts: [edits[1]])
         }
     }
 
     /// Stores an assistant message with status `pending`, before the first token arrives.
     @discardableResult
     public func startAssistantMessage(
-        sessionID: String, agent: String? = nil, provider: String? = nil, model: String? = nil, id: String = ChatStore.newID()
+        sessionID: String, agent: String? = nil, provider: String? = nil, model: String? = nil, id: String = ChatID.make()
     ) throws -> Message {
         try writer.write { db in
             let stamp = try nextStamp(db)
             let session = try sessionOrigin(db, sessionID)
-            let at = now()
-            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
-                "session_id": .string(sessionID), "role": "assistant", "status": "pending",
-                "agent": .string(agent ?? session.agent), "provider": .string(provider ?? session.provider),
-                "model": .string(model ?? session.model), "created_at": .int(at),
-            ], creating: true)
-            try touchSession(db, stamp: stamp, sessionID, at: at)
-            return try requireMessage(db, id)
+            let edits = ChatEdits.startAssistantMessage(in: session, agent: agent, provider: provider, model: model, id: id, at: now())
+            try apply(db, stamp: stamp, edits, read: RowKey(table: ChatSchema.sessions.name, id: sessionID))
+            return try Self.message(created: edits[0], parts: [])
         }
     }
 
@@ -108,24 +83,22 @@ extension ChatStore {
     public func addPart(
         messageID: String, type: PartType, content: JSONValue, stepIndex: Int? = nil, toolName: String? = nil,
         toolCallID: String? = nil, startedAt: Millis? = nil, completedAt: Millis? = nil, toolDurationMs: Int64? = nil,
-        id: String = ChatStore.newID()
+        id: String = ChatID.make()
     ) throws -> MessagePart {
+        try addPart(messageID: messageID, PartDraft(
+            type: type, content: content, stepIndex: stepIndex, toolName: toolName, toolCallID: toolCallID, startedAt: startedAt,
+            completedAt: completedAt, toolDurationMs: toolDurationMs), id: id)
+    }
+
+    /// Adds `part` to a pending message, at the next `index`.
+    @discardableResult
+    public func addPart(messageID: String, _ part: PartDraft, id: String = ChatID.make()) throws -> MessagePart {
         try writer.write { db in
             let stamp = try nextStamp(db)
             let message = try pendingMessageOrigin(db, messageID)
             let index = try nextPartIndex(db, messageID: messageID)
-            try write(db, stamp: stamp, ChatSchema.messageParts, id: id, set: [
-                "message_id": .string(messageID), "index": .int(Int64(index)),
-                "step_index": stepIndex.map { .int(Int64($0)) } ?? .null, "type": .string(type.rawValue),
-                "content": content, "agent": .string(message.agent), "provider": .string(message.provider),
-                "model": .string(message.model), "started_at": startedAt.map(JSONValue.int) ?? .int(now()),
-                "completed_at": completedAt.map(JSONValue.int) ?? .null, "tool_name": toolName.map(JSONValue.string) ?? .null,
-                "tool_call_id": toolCallID.map(JSONValue.string) ?? .null,
-                "tool_duration_ms": toolDurationMs.map(JSONValue.int) ?? .null,
-            ], creating: true)
-            if type == .toolResult, let toolName, let toolDurationMs {
-                try recordToolRun(db, stamp: stamp, sessionID: message.sessionID, tool: toolName, durationMs: toolDurationMs)
-            }
+            let edits = ChatEdits.addPart(to: message, messageID: messageID, index: index, part, id: id, at: now())
+            try apply(db, stamp: stamp, edits, read: RowKey(table: ChatSchema.messages.name, id: messageID))
             return try requirePart(db, id)
         }
     }
@@ -140,30 +113,20 @@ extension ChatStore {
                 throw LocalStoreError.notFound(table: "message_parts", id: id)
             }
             _ = try pendingMessageOrigin(db, messageID)
-            var values: [String: JSONValue] = ["content": content]
-            if let completedAt { values["completed_at"] = .int(completedAt) }
-            try write(db, stamp: stamp, ChatSchema.messageParts, id: id, set: values)
+            try apply(db, stamp: stamp, [ChatEdits.updatePart(id: id, content: content, completedAt: completedAt)])
         }
     }
 
     /// Completes a pending assistant message with its usage and latency; the session's token
     /// totals grow by the same amounts in the same transaction.
     public func completeMessage(id: String, usage: Usage, latencyMs: Int64, completedAt: Millis? = nil) throws {
-        try Self.check(usage: usage, latencyMs: latencyMs)
         try writer.write { db in
             let stamp = try nextStamp(db)
             let message = try pendingMessageOrigin(db, id)
-            let at = completedAt ?? now()
-            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: [
-                "status": "complete", "completed_at": .int(at), "latency_ms": .int(latencyMs),
-                "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens),
-                "total_tokens": .int(usage.totalTokens), "cached_input_tokens": .int(usage.cachedInputTokens),
-                "reasoning_tokens": .int(usage.reasoningTokens),
-            ])
-            try write(db, stamp: stamp, ChatSchema.sessions, id: message.sessionID, set: ["last_active_at": .int(at)], add: [
-                "total_input_tokens": usage.promptTokens, "total_output_tokens": usage.completionTokens,
-                "total_cached_tokens": usage.cachedInputTokens, "total_reasoning_tokens": usage.reasoningTokens,
-            ])
+            let edits = try Self.rules { () throws(ChatRuleError) in
+                try ChatEdits.completeMessage(message, messageID: id, usage: usage, latencyMs: latencyMs, at: completedAt ?? now())
+            }
+            try apply(db, stamp: stamp, edits)
         }
     }
 
@@ -171,40 +134,22 @@ extension ChatStore {
     /// records them. `isAborted` marks a user abort; what was received so far is kept.
     public func failMessage(
         id: String, error: String, errorType: String, details: JSONValue? = nil, isAborted: Bool = false,
-        usage: Usage? = nil, latencyMs: Int64? = nil, partID: String = ChatStore.newID()
+        usage: Usage? = nil, latencyMs: Int64? = nil, partID: String = ChatID.make()
     ) throws {
-        if let usage { try Self.check(usage: usage, latencyMs: latencyMs ?? 0) }
+        try fail(messageID: id, ReplyFailure(
+            message: error, type: errorType, details: details, isAborted: isAborted, usage: usage, latencyMs: latencyMs), partID: partID)
+    }
+
+    /// Ends a pending message with status `error`, as `failure` says.
+    public func fail(messageID id: String, _ failure: ReplyFailure, partID: String = ChatID.make()) throws {
         try writer.write { db in
             let stamp = try nextStamp(db)
             let message = try pendingMessageOrigin(db, id)
-            let at = now()
-            var values: [String: JSONValue] = [
-                "status": "error", "completed_at": .int(at), "error": .string(error), "error_type": .string(errorType),
-                "error_details": details ?? .null, "is_aborted": .bool(isAborted),
-            ]
-            if let latencyMs { values["latency_ms"] = .int(latencyMs) }
-            if let usage {
-                values["prompt_tokens"] = .int(usage.promptTokens)
-                values["completion_tokens"] = .int(usage.completionTokens)
-                values["total_tokens"] = .int(usage.totalTokens)
-                values["cached_input_tokens"] = .int(usage.cachedInputTokens)
-                values["reasoning_tokens"] = .int(usage.reasoningTokens)
-            }
             let index = try nextPartIndex(db, messageID: id)
-            try write(db, stamp: stamp, ChatSchema.messageParts, id: partID, set: [
-                "message_id": .string(id), "index": .int(Int64(index)), "type": "error",
-                "content": ["message": .string(error), "type": .string(errorType), "details": details ?? .null,
-                            "isAborted": .bool(isAborted)],
-                "agent": .string(message.agent), "provider": .string(message.provider), "model": .string(message.model),
-                "started_at": .int(at), "completed_at": .int(at),
-            ], creating: true)
-            try write(db, stamp: stamp, ChatSchema.messages, id: id, set: values)
-            var counters: [String: Int64] = [:]
-            if let usage {
-                counters = ["total_input_tokens": usage.promptTokens, "total_output_tokens": usage.completionTokens,
-                            "total_cached_tokens": usage.cachedInputTokens, "total_reasoning_tokens": usage.reasoningTokens]
+            let edits = try Self.rules { () throws(ChatRuleError) in
+                try ChatEdits.failMessage(message, messageID: id, failure, partIndex: index, partID: partID, at: now())
             }
-            try write(db, stamp: stamp, ChatSchema.sessions, id: message.sessionID, set: ["last_active_at": .int(at)], add: counters)
+            try apply(db, stamp: stamp, edits, read: RowKey(table: ChatSchema.messages.name, id: id))
         }
     }
 
@@ -212,7 +157,7 @@ extension ChatStore {
     @discardableResult
     public func addArtifact(
         partID: String, kind: String, path: String? = nil, mime: String? = nil, size: Int64? = nil, sha256: String? = nil,
-        id: String = ChatStore.newID()
+        id: String = ChatID.make()
     ) throws -> Artifact {
         try writer.write { db in
             let stamp = try nextStamp(db)
@@ -220,40 +165,61 @@ extension ChatStore {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM artifacts WHERE message_part_id = ?", arguments: [partID]) == true {
                 throw LocalStoreError.conflict("that message part already has an artifact")
             }
-            try write(db, stamp: stamp, ChatSchema.artifacts, id: id, set: [
-                "message_part_id": .string(partID), "kind": .string(kind), "path": path.map(JSONValue.string) ?? .null,
-                "mime": mime.map(JSONValue.string) ?? .null, "size": size.map(JSONValue.int) ?? .null,
-                "sha256": sha256.map(JSONValue.string) ?? .null,
-            ], creating: true)
+            let draft = ArtifactDraft(kind: kind, path: path, mime: mime, size: size, sha256: sha256)
+            try apply(db, stamp: stamp, [ChatEdits.addArtifact(partID: partID, draft, id: id)],
+                      read: RowKey(table: ChatSchema.messageParts.name, id: partID))
             guard let artifact = try artifact(db, id: id) else { throw LocalStoreError.notFound(table: "artifacts", id: id) }
             return artifact
         }
     }
 
-    private func nextPartIndex(_ db: Database, messageID: String) throws -> Int {
-        let select = try db.cachedStatement(sql: #"SELECT COALESCE(MAX("index"), -1) + 1 FROM message_parts WHERE message_id = ?"#)
-        return try Int.fetchOne(select, arguments: [messageID]) ?? 0
+    private func nextPartIndex(_ db: Database, messageID: String) throws -> Int64 {
+        let select = try db.cachedStatement(sql: #"SELECT MAX("index") FROM message_parts WHERE message_id = ?"#)
+        return ChatEdits.nextPartIndex(after: try Int64.fetchOne(select, arguments: [messageID]))
     }
 
-    // MARK: Aggregates
-
-    /// Token counts and latency are never negative: the session totals only ever grow.
-    static func check(usage: Usage, latencyMs: Int64) throws {
-        let values = [usage.promptTokens, usage.completionTokens, usage.totalTokens, usage.cachedInputTokens, usage.reasoningTokens, latencyMs]
-        guard values.allSatisfy({ $0 >= 0 }) else {
-            throw LocalStoreError.invalid("token counts and latency must not be negative")
+    /// Runs a rule, its refusal as this module's error.
+    static func rules<T>(_ body: () throws(ChatRuleError) -> T) throws(LocalStoreError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw LocalStoreError(error)
         }
     }
 
-    private func touchSession(_ db: Database, stamp: Stamp, _ sessionID: String, at: Millis) throws {
-        try write(db, stamp: stamp, ChatSchema.sessions, id: sessionID, set: ["last_active_at": .int(at)])
+    /// The message row a creating edit describes, with the parts other creating edits describe.
+    static func message(created edit: RowEdit, parts: [RowEdit]) throws -> Message {
+        func text(_ values: [String: JSONValue], _ column: String) -> String { values[column]?.stringValue ?? "" }
+        func int(_ values: [String: JSONValue], _ column: String) -> Int64? { values[column]?.intValue }
+        let v = edit.values
+        return Message(
+            id: edit.id, sessionID: text(v, "session_id"), role: MessageRole(rawValue: text(v, "role")) ?? .user,
+            status: MessageStatus(rawValue: text(v, "status")) ?? .pending, agent: text(v, "agent"), provider: text(v, "provider"),
+            model: text(v, "model"), createdAt: int(v, "created_at") ?? 0, completedAt: int(v, "completed_at"),
+            parts: parts.map { part in
+                let p = part.values
+                return MessagePart(
+                    id: part.id, messageID: text(p, "message_id"), index: Int(int(p, "index") ?? 0),
+                    stepIndex: int(p, "step_index").map(Int.init), type: PartType(rawValue: text(p, "type")) ?? .text,
+                    content: p["content"] ?? .null, agent: text(p, "agent"), provider: text(p, "provider"), model: text(p, "model"),
+                    startedAt: int(p, "started_at"), completedAt: int(p, "completed_at"), toolName: p["tool_name"]?.stringValue,
+                    toolCallID: p["tool_call_id"]?.stringValue, toolDurationMs: int(p, "tool_duration_ms"))
+            })
     }
 
-    private func recordToolRun(_ db: Database, stamp: Stamp, sessionID: String, tool: String, durationMs: Int64) throws {
-        try write(db, stamp: stamp, ChatSchema.sessions, id: sessionID, add: [
-            "total_tool_time_ms": max(0, durationMs),
-            CounterKey.make(column: "tool_counts_json", key: tool): 1,
-        ])
+    /// Applies the edits of one action in order, under one stamp. A new row's parent check is
+    /// skipped when the parent is `read` (the caller loaded it, live, in this transaction) or
+    /// was created by an earlier edit of the same action.
+    func apply(_ db: Database, stamp: Stamp, _ edits: [RowEdit], read: RowKey? = nil) throws {
+        var live: [RowKey] = read.map { [$0] } ?? []
+        for edit in edits {
+            var parentIsLive = false
+            if edit.creating, let parent = edit.table.parent, let parentID = edit.values[parent.column]?.stringValue {
+                parentIsLive = live.contains(RowKey(table: parent.table, id: parentID))
+            }
+            try write(db, stamp: stamp, edit, parentIsLive: parentIsLive)
+            if edit.creating { live.append(RowKey(table: edit.table.name, id: edit.id)) }
+        }
     }
 
     // MARK: The one write path
@@ -269,10 +235,9 @@ extension ChatStore {
     ///   transaction, so the parent check is skipped.
     /// - Returns: the row's state after the write.
     @discardableResult
-    func write(
-        _ db: Database, stamp: Stamp, _ schema: TableSchema, id: String, set values: [String: JSONValue] = [:],
-        add increments: [String: Int64] = [:], delete: Bool = false, creating: Bool = false, parentIsLive: Bool = false
-    ) throws -> RowChange {
+    func write(_ db: Database, stamp: Stamp, _ edit: RowEdit, parentIsLive: Bool = false) throws -> RowChange {
+        let (schema, id, values, increments, delete, creating) =
+            (edit.table, edit.id, edit.values, edit.increments, edit.delete, edit.creating)
         let current: RowChange?
         var outboxPointer: Int64?
         var touched: [String] = []
@@ -302,8 +267,7 @@ extension ChatStore {
         }
         // The same description of an edit the server's replica stamps (`RowEdit`); the stamp
         // carries this replica's id, so counters grow this replica's contribution.
-        let change = RowEdit(schema, id: id, set: values, add: increments, delete: delete, creating: creating)
-            .change(from: current, stamp: stamp)
+        let change = edit.change(from: current, stamp: stamp)
         do throws(ValidationError) {
             try validator.validate(change, nowMillis: now())
         } catch {

@@ -1,3 +1,4 @@
+import ChatModel
 import SyncEngine
 
 /// What can go wrong with the local replica. Descriptions are sentences for the user; they
@@ -29,6 +30,14 @@ public enum LocalStoreError: Error, Sendable, Equatable, CustomStringConvertible
         case "message_parts": "message part"
         case "artifacts": "artifact"
         default: "row"
+        }
+    }
+
+    /// A refusal by the chat domain's rules.
+    public init(_ error: ChatRuleError) {
+        switch error {
+        case .finished: self = .conflict(error.description)
+        case .invalid(let message): self = .invalid(message)
         }
     }
 }

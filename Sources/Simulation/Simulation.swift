@@ -1,7 +1,8 @@
+import ChatModel
 import Foundation
 import LocalStore
-import Synchronization
 import SyncEngine
+import Synchronization
 import SyncServer
 import TestSupport
 

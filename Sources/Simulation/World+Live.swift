@@ -1,3 +1,4 @@
+import ChatModel
 import LocalStore
 import SyncEngine
 import SyncServer

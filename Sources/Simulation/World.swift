@@ -1,3 +1,4 @@
+import ChatModel
 import Foundation
 import LocalStore
 import SyncEngine
@@ -200,27 +201,20 @@ final class World {
         var edits: [RowEdit]
         switch Double.random(in: 0..<1, using: &serverRandom) {
         case ..<0.35:
-            edits = [RowEdit(ChatSchema.sessions, id: session.id, set: ["title": .string("server \(serverRandom.next() % 1000)")])]
+            edits = [ChatEdits.updateSession(id: session.id, .init(title: "server \(serverRandom.next() % 1000)"), at: now)]
         case ..<0.55:
             let archived = (session.value("archived_at") ?? .null) != .null
-            edits = [RowEdit(ChatSchema.sessions, id: session.id, set: ["archived_at": archived ? .null : .int(now)])]
+            edits = [ChatEdits.updateSession(id: session.id, .init(archived: !archived), at: now)]
         case ..<0.95:
             let (message, part) = (id("sm"), id("sp"))
-            let origin: [String: JSONValue] = ["agent": session.value("agent") ?? .null, "provider": session.value("provider") ?? .null, "model": session.value("model") ?? .null]
-            edits = [
-                RowEdit(ChatSchema.messages, id: message, set: origin.merging([
-                    "session_id": .string(session.id), "role": "user", "status": "complete", "created_at": .int(now), "completed_at": .int(now),
-                ]) { $1 }, creating: true),
-                RowEdit(ChatSchema.messageParts, id: part, set: origin.merging([
-                    "message_id": .string(message), "index": 0, "type": "text", "content": ["text": "from the web"],
-                    "started_at": .int(now), "completed_at": .int(now),
-                ]) { $1 }, creating: true),
-                RowEdit(ChatSchema.sessions, id: session.id, set: ["last_active_at": .int(now)]),
-            ]
+            let origin = ChatEdits.Origin(
+                sessionID: session.id, agent: session.value("agent")?.stringValue ?? "", provider: session.value("provider")?.stringValue ?? "",
+                model: session.value("model")?.stringValue ?? "")
+            edits = ChatEdits.appendUserMessage(in: origin, text: "from the web", id: message, partID: part, at: now)
             log.parents[RowKey(table: "messages", id: message)] = session.key
             log.parents[RowKey(table: "message_parts", id: part)] = RowKey(table: "messages", id: message)
         default:
-            edits = [RowEdit(ChatSchema.sessions, id: session.id, delete: true)]
+            edits = [ChatEdits.deleteSession(id: session.id)]
         }
         let states = try await server.write(userID: userID, clock: serverClock, wallMillis: now, edits)
         serverWrites += 1

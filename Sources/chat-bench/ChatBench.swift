@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChatModel
 import Foundation
 import GRDB
 import LocalStore

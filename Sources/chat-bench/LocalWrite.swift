@@ -1,3 +1,4 @@
+import ChatModel
 import Foundation
 import GRDB
 import LocalStore
@@ -28,7 +29,7 @@ enum LocalWriteBench {
         let session = try store.createSession(title: "bench", agent: agent, provider: provider, model: model, projectPath: "/bench")
 
         let raw = try RawSchema.open(path: directory.appendingPathComponent("write-raw.sqlite").path)
-        let rawSession = ChatStore.newID()
+        let rawSession = ChatID.make()
         try raw.write { db in
             try db.execute(
                 sql: "INSERT INTO sessions (id, title, agent, provider, model, project_path, created_at, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -111,7 +112,7 @@ enum LocalWriteBench {
     /// part, the session's `last_active_at`.
     static func rawAppend(_ db: Database, sessionID: String, text: String) throws {
         let at = ChatStore.systemNow()
-        let id = ChatStore.newID()
+        let id = ChatID.make()
         try db.cachedStatement(sql: """
             INSERT INTO messages (id, session_id, role, status, agent, provider, model, created_at, completed_at)
             VALUES (?, ?, 'user', 'complete', ?, ?, ?, ?, ?)
@@ -120,7 +121,7 @@ enum LocalWriteBench {
         try db.cachedStatement(sql: """
             INSERT INTO message_parts (id, message_id, "index", type, content, agent, provider, model, started_at, completed_at)
             VALUES (?, ?, 0, 'text', ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [ChatStore.newID(), id, content, agent, provider, model, at, at])
+            """).execute(arguments: [ChatID.make(), id, content, agent, provider, model, at, at])
         try db.cachedStatement(sql: "UPDATE sessions SET last_active_at = MAX(IFNULL(last_active_at, 0), ?) WHERE id = ?")
             .execute(arguments: [at, sessionID])
     }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ChatModel
 import Foundation
 import HTTPTransport
 import LocalStore

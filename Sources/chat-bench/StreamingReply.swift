@@ -1,3 +1,4 @@
+import ChatModel
 import Foundation
 import GRDB
 import LocalStore
@@ -46,7 +47,7 @@ enum StreamingReplyBench {
     /// Raw: the same part row updated with the growing text, one transaction per delta.
     static func runRaw(pieces: [String], path: String) throws -> Double {
         let raw = try RawSchema.open(path: path)
-        let sessionID = ChatStore.newID(), messageID = ChatStore.newID(), partID = ChatStore.newID()
+        let sessionID = ChatID.make(), messageID = ChatID.make(), partID = ChatID.make()
         let at = ChatStore.systemNow()
         try raw.write { db in
             try db.execute(

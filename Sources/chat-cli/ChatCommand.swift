@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatAgent
+import ChatModel
 import ChatProvider
 import Dispatch
 import Foundation
@@ -51,7 +52,7 @@ struct Chat: AsyncParsableCommand {
                 }
                 toolbox = WorkspaceTools(root: URL(fileURLWithPath: workspace))
             }
-            let turn = ChatTurn(store: store, provider: ProviderClient(configuration: provider.configuration(for: target)), toolbox: toolbox)
+            let turn = ChatTurn(replies: LocalReplyStore(store: store), provider: ProviderClient(configuration: provider.configuration(for: target)), toolbox: toolbox)
             if let message {
                 try await reply(turn, session: target.id, text: message)
                 return

@@ -1,4 +1,5 @@
 import ChatAgent
+import ChatModel
 import ChatProvider
 import Foundation
 import LocalStore
@@ -12,7 +13,7 @@ struct ChatTurnTests {
     static func setUp(_ server: OpenAITestServer, model: String) throws -> (ChatStore, Session, ChatTurn) {
         let store = try ChatStore.inMemory()
         let session = try store.createSession(title: "t", agent: "chat-cli", provider: "test", model: model, projectPath: "/")
-        let turn = ChatTurn(store: store, provider: ProviderClient(configuration: .init(baseURL: server.baseURL, model: model)))
+        let turn = ChatTurn(replies: LocalReplyStore(store: store), provider: ProviderClient(configuration: .init(baseURL: server.baseURL, model: model)))
         return (store, session, turn)
     }
 
@@ -118,7 +119,7 @@ struct ChatTurnTests {
     func unreachable() async throws {
         let store = try ChatStore.inMemory()
         let session = try store.createSession(title: "t", agent: "chat-cli", provider: "none", model: "m", projectPath: "/")
-        let turn = ChatTurn(store: store, provider: ProviderClient(configuration: .init(baseURL: "http://127.0.0.1:9/v1", model: "m")))
+        let turn = ChatTurn(replies: LocalReplyStore(store: store), provider: ProviderClient(configuration: .init(baseURL: "http://127.0.0.1:9/v1", model: "m")))
         let outcome = try await turn.send(sessionID: session.id, text: "Anyone there?")
         guard case .unreachable? = outcome.error else { Issue.record("expected unreachable, got \(String(describing: outcome.error))"); return }
         #expect(try store.message(id: outcome.userMessageID)?.parts.first?.text == "Anyone there?")
@@ -131,7 +132,7 @@ struct ChatTurnTests {
         try await OpenAITestServer.withServer { server in
             let (store, session, _) = try Self.setUp(server, model: "text")
             // Flush on every delta: the worst case for the outbox.
-            let turn = ChatTurn(store: store, provider: ProviderClient(configuration: .init(baseURL: server.baseURL, model: "text")),
+            let turn = ChatTurn(replies: LocalReplyStore(store: store), provider: ProviderClient(configuration: .init(baseURL: server.baseURL, model: "text")),
                                 flushInterval: .zero)
             let outcome = try await turn.send(sessionID: session.id, text: "Hi")
             let batch = try #require(try await store.nextOutboxBatch(limit: 100))

@@ -1,4 +1,5 @@
 import ChatAgent
+import ChatModel
 import ChatProvider
 import Foundation
 import LocalStore
@@ -21,7 +22,7 @@ struct ToolTurnTests {
         try await OpenAITestServer.withServer { server in
             let store = try ChatStore.inMemory()
             let session = try store.createSession(title: "t", agent: "chat-cli", provider: "test", model: "workspace", projectPath: workspace.path)
-            let turn = ChatTurn(store: store, provider: ProviderClient(configuration: .init(baseURL: server.baseURL, model: "workspace")),
+            let turn = ChatTurn(replies: LocalReplyStore(store: store), provider: ProviderClient(configuration: .init(baseURL: server.baseURL, model: "workspace")),
                                 toolbox: WorkspaceTools(root: workspace))
             let outcome = try await turn.send(sessionID: session.id, text: "Write hello")
             #expect(outcome.error == nil)

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import HTTPTransport
+import ChatModel
 import LocalStore
 import PostgresNIO
 import SyncEngine

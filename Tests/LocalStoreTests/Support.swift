@@ -1,7 +1,8 @@
+import ChatModel
 import Foundation
 import GRDB
-import Synchronization
 import SyncEngine
+import Synchronization
 import Testing
 @testable import LocalStore
 

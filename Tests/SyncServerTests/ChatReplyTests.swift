@@ -1,3 +1,4 @@
+import ChatModel
 import ChatProvider
 import Foundation
 import HTTPTypes
@@ -191,7 +192,7 @@ struct ChatReplyTests {
                 let replica = ServerReplica(client: database, logger: TestDatabase.logger)
                 let writes = ServerChatWrites(replica: replica, userID: user.id)
                 await #expect(throws: ServerWriteError.self) {
-                    try await writes.updateSession(id: "missing", title: "x", archived: nil)
+                    try await writes.updateSession(id: "missing", .init(title: "x"))
                 }
                 // The server refuses to grow a finished message, as a device does.
                 let finished = try await client.send(.get, "/v1/messages/\(messageID)", token: token).object()

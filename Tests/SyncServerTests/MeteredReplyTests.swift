@@ -1,3 +1,4 @@
+import ChatModel
 import ChatProvider
 import Foundation
 import HTTPTypes

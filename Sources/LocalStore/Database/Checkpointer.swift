@@ -1,3 +1,4 @@
+import ChatModel
 import Dispatch
 import Foundation
 import GRDB

@@ -1,3 +1,4 @@
+import ChatModel
 import GRDB
 
 /// The replica's schema, as named, append-only GRDB migrations. A migration that has landed is

@@ -1,9 +1,9 @@
 import ChatAgent
+import ChatModel
 import ChatProvider
 import Foundation
 import HTTPTypes
 import Hummingbird
-import LocalStore
 import Logging
 import SyncEngine
 
@@ -53,7 +53,7 @@ struct ChatController {
         let user = try context.requireUser()
         let body = try await JSONBody.read(
             request, limit: maxBodyBytes, allowed: ["id", "title", "agent", "provider", "model", "projectPath"])
-        let id = try body.id("id") ?? ChatStore.newID()
+        let id = try body.id("id") ?? ChatID.make()
         let title = try body.string("title", length: 0...Self.maxTitle)
         let agent = try body.string("agent", length: 1...200) ?? "chat-server"
         let providerName = try body.string("provider", length: 1...200) ?? "openai-compatible"
@@ -93,7 +93,8 @@ struct ChatController {
             throw APIError.invalid("send \"title\" (a string, or null to clear it) and/or \"archived\" (true or false)")
         }
         try await Self.writing {
-            try await ServerChatWrites(replica: replica, userID: user.id).updateSession(id: id, title: title, archived: archived)
+            try await ServerChatWrites(replica: replica, userID: user.id).updateSession(
+                id: id, ChatEdits.SessionUpdate(title: title.map { $0.stringValue }, archived: archived))
         }
         guard let row = try await queries.row(ChatSchema.sessions, id: id, userID: user.id) else {
             throw APIError.notFound("no session \(id)")

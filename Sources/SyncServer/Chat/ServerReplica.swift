@@ -105,6 +105,14 @@ public struct ServerReplica: Sendable {
         /// The wall clock the stamps are read against, in milliseconds.
         public var now: Int64 { wallMillis() }
 
+        /// Applies `edits` in order (parents before children, as `ChatEdits` builds them).
+        @discardableResult
+        public func apply(_ edits: [RowEdit]) async throws -> [RowChange] {
+            var changes: [RowChange] = []
+            for edit in edits { changes.append(try await apply(edit)) }
+            return changes
+        }
+
         /// Stamps `edit` after everything its row has seen, merges it through the `Reconciler`
         /// and stores the result. Returns the row's new state.
         @discardableResult

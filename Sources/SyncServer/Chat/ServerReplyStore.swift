@@ -1,8 +1,7 @@
 import ChatAgent
-import ChatProvider
-import LocalStore
-import Synchronization
+import ChatModel
 import SyncEngine
+import Synchronization
 
 /// A `ChatTurn` run by the server writes through this: every step is a `ServerChatWrites`
 /// write of the user's data, so the reply streams to the user's devices as it is written.
@@ -11,12 +10,12 @@ final class ServerReplyStore: ReplyStore {
     let queries: ChatQueries
     /// Runs inside the transaction that completes the reply (the metering debit); what it
     /// returns is kept for the response.
-    let onComplete: @Sendable (ServerReplica.Transaction, _ messageID: String, _ model: String, LocalStore.Usage) async throws -> Charge?
+    let onComplete: @Sendable (ServerReplica.Transaction, _ messageID: String, _ model: String, Usage) async throws -> Charge?
     private let charge = Mutex<Charge?>(nil)
 
     init(
         writes: ServerChatWrites, queries: ChatQueries,
-        onComplete: @escaping @Sendable (ServerReplica.Transaction, String, String, LocalStore.Usage) async throws -> Charge?
+        onComplete: @escaping @Sendable (ServerReplica.Transaction, String, String, Usage) async throws -> Charge?
     ) {
         self.writes = writes
         self.queries = queries
@@ -27,25 +26,25 @@ final class ServerReplyStore: ReplyStore {
     var completionCharge: Charge? { charge.withLock { $0 } }
 
     func appendUserMessage(sessionID: String, text: String) async throws -> String {
-        let id = ChatStore.newID()
-        try await writes.appendUserMessage(sessionID: sessionID, text: text, id: id, partID: ChatStore.newID())
+        let id = ChatID.make()
+        try await writes.appendUserMessage(sessionID: sessionID, text: text, id: id, partID: ChatID.make())
         return id
     }
 
-    func conversation(sessionID: String) async throws -> [ChatMessage] {
-        try await queries.conversation(sessionID: sessionID, userID: writes.userID).map {
-            ChatMessage(role: .init(rawValue: $0.role), content: $0.text)
+    func conversation(sessionID: String) async throws -> [ConversationEntry] {
+        try await queries.conversation(sessionID: sessionID, userID: writes.userID).compactMap { row in
+            MessageRole(rawValue: row.role).map { ConversationEntry(role: $0, text: row.text) }
         }
     }
 
     func startAssistantMessage(sessionID: String, model: String?) async throws -> String {
-        let id = ChatStore.newID()
+        let id = ChatID.make()
         try await writes.startAssistantMessage(sessionID: sessionID, model: model, id: id)
         return id
     }
 
     func addPart(messageID: String, _ part: PartDraft) async throws -> String {
-        let id = ChatStore.newID()
+        let id = ChatID.make()
         try await writes.addPart(messageID: messageID, part, id: id)
         return id
     }
@@ -54,7 +53,7 @@ final class ServerReplyStore: ReplyStore {
         try await writes.updatePart(id: id, content: content, completedAt: completedAt)
     }
 
-    func completeMessage(id: String, usage: LocalStore.Usage, latencyMs: Int64) async throws {
+    func completeMessage(id: String, usage: Usage, latencyMs: Int64) async throws {
         let onComplete = onComplete
         let result = try await writes.completeMessage(id: id, usage: usage, latencyMs: latencyMs) { tx, model in
             try await onComplete(tx, id, model, usage)
@@ -63,10 +62,10 @@ final class ServerReplyStore: ReplyStore {
     }
 
     func addArtifact(partID: String, _ artifact: ArtifactDraft) async throws {
-        try await writes.addArtifact(partID: partID, artifact, id: ChatStore.newID())
+        try await writes.addArtifact(partID: partID, artifact, id: ChatID.make())
     }
 
     func failMessage(id: String, _ failure: ReplyFailure) async throws {
-        try await writes.failMessage(id: id, failure, partID: ChatStore.newID())
+        try await writes.failMessage(id: id, failure, partID: ChatID.make())
     }
 }

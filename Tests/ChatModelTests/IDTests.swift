@@ -1,7 +1,7 @@
+import ChatModel
 import Foundation
 import SyncEngine
 import Testing
-import LocalStore
 
 @Suite("Row ids")
 struct IDTests {
@@ -9,7 +9,7 @@ struct IDTests {
     func newIDs() {
         var seen = Set<String>()
         for _ in 0..<20_000 {
-            let id = ChatStore.newID()
+            let id = ChatID.make()
             #expect(id.utf8.count == 36)
             #expect(id == id.lowercased())
             let uuid = UUID(uuidString: id)
@@ -30,13 +30,13 @@ struct IDTests {
             Int64(id.replacingOccurrences(of: "-", with: "").prefix(12), radix: 16)
         }
         let times: [Int64] = [0, 1, 999, 1_700_000_000_000, 1_700_000_000_001, 1_800_000_000_000, 0xFFFF_FFFF_FFFF]
-        let ids = times.map { ChatStore.newID(atMillis: $0) }
+        let ids = times.map { ChatID.make(atMillis: $0) }
         #expect(ids.map(millis) == times.map(Optional.some))
         #expect(ids.sorted() == ids, "ids made at later milliseconds sort later")
 
-        let before = ChatStore.systemNow()
-        let id = ChatStore.newID()
-        let after = ChatStore.systemNow()
+        let before = ChatClock.nowMillis()
+        let id = ChatID.make()
+        let after = ChatClock.nowMillis()
         let stamped = try #require(millis(id))
         #expect((before...after).contains(stamped), "\(id) carries \(stamped), made between \(before) and \(after)")
     }
