@@ -56,7 +56,10 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     /// Without the password.
     public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
 
-    public func clientConfiguration(maxConnections: Int = 20) -> PostgresClient.Configuration {
+    /// `syncWriter`: the connections write rows already stamped (the sync server, sync-aware
+    /// loaders), so the operator-write triggers let their writes pass untouched. Without it
+    /// every write is stamped as an operator's (docs/SYNC.md, "Writes made in PostgreSQL").
+    public func clientConfiguration(maxConnections: Int = 20, syncWriter: Bool = true) -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: .disable)
         configuration.options.maximumConnections = maxConnections
@@ -67,6 +70,7 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         // The generic plans are the same index scans. Unnamed statements are parsed and planned
         // at each execution either way. (docs/ARCHITECTURE.md, "Prepared statements".)
         configuration.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
+        if syncWriter { configuration.options.additionalStartupParameters.append(("chat_store.sync_writer", "on")) }
         return configuration
     }
 }

@@ -159,7 +159,7 @@ public enum Binaries {
 }
 
 /// Runs blocking work on a dispatch queue and awaits it, keeping the cooperative pool free.
-func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }

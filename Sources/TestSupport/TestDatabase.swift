@@ -43,4 +43,49 @@ public enum TestDatabase {
         try await UserRepository(client: client, logger: logger)
             .createUser(name: "\(prefix)-\(UUID().uuidString.prefix(12).lowercased())")
     }
+
+    /// Runs `body` with a client on a new, migrated database of its own (dropped afterwards):
+    /// for tests that read across all users, such as the analytics views.
+    public static func withFreshDatabase<Result: Sendable>(
+        _ body: @Sendable (PostgresClient, DatabaseURL) async throws -> Result
+    ) async throws -> Result {
+        let name = "fresh_\(UUID().uuidString.prefix(8).lowercased())"
+        var fresh = try url()
+        fresh.database = name
+        let url = fresh
+        _ = try await withClient { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+        }
+        do {
+            let result = try await ChatServer.withDatabase(url, logger: logger) { client in
+                try await PostgresMigrations.migrate(client, logger: logger)
+                return try await body(client, url)
+            }
+            try await dropDatabase(name)
+            return result
+        } catch {
+            try? await dropDatabase(name)
+            throw error
+        }
+    }
+
+    private static func dropDatabase(_ name: String) async throws {
+        _ = try await withClient { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+        }
+    }
+
+    /// Runs `body` with a client whose writes are an operator's, not the sync server's: the
+    /// operator-write triggers stamp them (docs/SYNC.md, "Writes made in PostgreSQL").
+    @discardableResult
+    public static func withOperatorClient<Result: Sendable>(
+        _ url: DatabaseURL? = nil, _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        let client = PostgresClient(configuration: try (url ?? self.url()).clientConfiguration(maxConnections: 2, syncWriter: false), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
 }

@@ -10,10 +10,27 @@ public enum PostgresMigrations {
     public struct Migration: Sendable {
         public let name: String
         public let sql: String
+        private let separate: [String]?
+
+        /// A migration whose statements are `sql` split at each `;` that ends a line.
+        public init(name: String, sql: String) {
+            self.name = name
+            self.sql = sql
+            self.separate = nil
+        }
+
+        /// A migration given statement by statement: for function bodies, whose own `;` would
+        /// fool the split.
+        public init(name: String, statements: [String]) {
+            self.name = name
+            self.sql = statements.joined(separator: ";\n")
+            self.separate = statements
+        }
 
         /// The statements of `sql`, one per extended-protocol query (which takes one at a time).
         var statements: [String] {
-            sql.components(separatedBy: ";\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if let separate { return separate }
+            return sql.components(separatedBy: ";\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
                 .map { $0.hasSuffix(";") ? String($0.dropLast()) : $0 }
                 .filter { !$0.isEmpty && !$0.split(separator: "\n").allSatisfy { $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") } }
         }
@@ -260,6 +277,8 @@ public enum PostgresMigrations {
             ALTER TABLE message_parts DROP CONSTRAINT message_parts_message_id_fkey;
             ALTER TABLE artifacts DROP CONSTRAINT artifacts_message_part_id_fkey
             """),
+        operatorWrites,
+        analytics,
     ]
 
     /// Applies the migrations not applied yet; returns their names.

@@ -69,6 +69,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             // The database is away, not the request at fault: the client should retry later.
             context.logger.warning("database unavailable", metadata: ["code": "\(error.code)"])
             throw APIError.unavailable
+        } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState] ?? "") {
+            // PostgreSQL aborted the transaction to break a deadlock (an operator's SQL write and a
+            // push on the same rows) or a serialization failure: nothing was applied; retrying works.
+            context.logger.warning("transaction aborted by the database", metadata: ["sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
+            throw APIError(.serviceUnavailable, code: "unavailable", "the database aborted the transaction to resolve a conflict with a concurrent write; nothing was applied, retry")
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
             throw APIError(.internalServerError, code: "internal", "the server failed; the request was not applied")
