@@ -38,7 +38,8 @@ let package = Package(
         .target(name: "SyncEngine", swiftSettings: swiftSettings),
         // The chat domain, storage-free: ids, models, usage, and the write rules as pure functions
         // producing `RowEdit`s. The SQLite replica and the Postgres server both call it.
-        .target(name: "ChatModel", dependencies: ["SyncEngine"], swiftSettings: swiftSettings),
+        .target(
+            name: "ChatModel", dependencies: ["SyncEngine", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         // The client's SQLite replica.
         .target(
             name: "LocalStore",

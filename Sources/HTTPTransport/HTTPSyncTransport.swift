@@ -38,6 +38,11 @@ public struct HTTPSyncTransport: SyncTransport {
         try await send("GET", "/v1/me", body: nil, as: WhoAmI.self)
     }
 
+    /// The digest of every session of the user on the server (`chat-cli doctor`).
+    public func digests() async throws -> DigestsResponse {
+        try await send("GET", "/v1/sync/digests", body: nil, as: DigestsResponse.self)
+    }
+
     /// A process-wide client that fails fast when the server is down: connection attempts are
     /// not retried until the request deadline (AsyncHTTPClient's default), so an offline
     /// `chat-cli sync` answers in well under a second instead of waiting out the timeout.

@@ -304,6 +304,25 @@ extension PostgresSyncRepository {
         }
     }
 
+    public func snapshot(userID: Int64) async throws -> (cursor: Int64, states: [RowChange]) {
+        let logger = logger
+        return try await readOnlySnapshot { connection in
+            var cursor: Int64 = 0
+            for try await seq in try await connection.query("SELECT sync_seq FROM users WHERE id = \(userID)", logger: logger)
+                .decode(Int64.self) { cursor = seq }
+            var states: [RowChange] = []
+            for schema in ChatSchema.tables {
+                var binds = PostgresBindings()
+                binds.append(userID)
+                let sql = "SELECT \(PostgresRowIO.selectList(schema)) FROM \(PostgresRowIO.quoted(schema.name)) WHERE owner_id = $1"
+                for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+                    states.append(try PostgresRowIO.decode(row, schema: schema).state)
+                }
+            }
+            return (cursor, states)
+        }
+    }
+
     /// A read-only repeatable-read transaction opened with one statement (`withTransaction`
     /// takes a `BEGIN` and a `SET TRANSACTION`: a round trip more on every pull).
     func readOnlySnapshot<Result: Sendable>(_ body: (PostgresConnection) async throws -> sending Result) async throws -> Result {

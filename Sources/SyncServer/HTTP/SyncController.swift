@@ -1,3 +1,4 @@
+import ChatModel
 import Foundation
 import Hummingbird
 import Logging
@@ -13,6 +14,7 @@ struct SyncController {
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("sync/push", use: push)
         group.get("sync/pull", use: pull)
+        group.get("sync/digests", use: digests)
         group.get("me", use: me)
     }
 
@@ -86,6 +88,13 @@ struct SyncController {
             throw APIError(.gone, code: "cursor_expired",
                            "deletes newer than this cursor were pruned (retention window); pull again from cursor 0")
         }
+    }
+
+    /// Per-session digests of the user's rows, for `chat-cli doctor` to compare with its own.
+    @Sendable func digests(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let snapshot = try await repository.snapshot(userID: user.id)
+        return try json(DigestsResponse(cursor: snapshot.cursor, sessions: try SessionDigests.compute(snapshot.states)))
     }
 
     @Sendable func me(_ request: Request, context: AppRequestContext) async throws -> Response {

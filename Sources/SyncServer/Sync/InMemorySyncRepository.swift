@@ -60,6 +60,10 @@ public actor InMemorySyncRepository: SyncRepository {
         return PullResponse(changes: page.map(\.row.state), cursor: last, hasMore: newer.count > limit, conflicts: conflicts)
     }
 
+    public func snapshot(userID: Int64) async throws -> (cursor: Int64, states: [RowChange]) {
+        (sequence(userID: userID), states(userID: userID).filter { !$0.isDeleted })
+    }
+
     /// Every row state the user has here, live and tombstones.
     public func states(userID: Int64) -> [RowChange] {
         rows.values.filter { $0.row.ownerID == userID }.map(\.row.state)

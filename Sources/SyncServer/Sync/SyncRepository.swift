@@ -12,4 +12,7 @@ public protocol SyncRepository: Sendable {
     func push(userID: Int64, request: PushRequest) async throws -> PushResponse
     /// Row states changed after `cursor`, in server order, at most `limit`.
     func pull(userID: Int64, cursor: Int64, limit: Int) async throws -> PullResponse
+    /// Every live row state of the user, read in one snapshot, with the user's change sequence
+    /// number at that moment (for `GET /v1/sync/digests`).
+    func snapshot(userID: Int64) async throws -> (cursor: Int64, states: [RowChange])
 }
