@@ -12,6 +12,8 @@ public enum LocalStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case conflict(String)
     /// The replica file is damaged or was written by something else.
     case corrupt(String)
+    /// A read was asked for something it cannot answer (a search query without words).
+    case badQuery(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum LocalStoreError: Error, Sendable, Equatable, CustomStringConvertible
         case .invalid(let message): "invalid write: \(message)"
         case .conflict(let message): message
         case .corrupt(let message): "the replica is damaged: \(message)"
+        case .badQuery(let message): message
         }
     }
 

@@ -210,6 +210,7 @@ extension LocalStoreError {
         case .invalid: "invalid"
         case .conflict: "conflict"
         case .corrupt: "corrupt"
+        case .badQuery: "badQuery"
         }
     }
 }

@@ -11,6 +11,7 @@ enum LocalMigrations {
         migrator.registerMigration("v2-conflict-identity", migrate: addConflictIdentity)
         migrator.registerMigration("v3-reset", migrate: addReset)
         migrator.registerMigration("v4-outbox-pointers", migrate: pointRowsAtOutboxEntries)
+        migrator.registerMigration("v5-message-search", migrate: addMessageSearch)
         return migrator
     }
 
@@ -208,6 +209,34 @@ enum LocalMigrations {
                 loser TEXT,
                 loser_stamp TEXT
             );
+            """)
+    }
+
+    /// Full-text search over the text of `text` parts (FTS5). Triggers keep the index in step
+    /// with `message_parts` whatever writes it: a local write, a streamed rewrite, an applied
+    /// pull page or a cascaded delete. Entries are keyed by the part's rowid, which stays put
+    /// because rows are upserted, never replaced; `part_id` lets a search confirm the match
+    /// (after a `VACUUM` renumbered rowids, `ChatStore.rebuildSearchIndex()` restores it).
+    private static func addMessageSearch(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE VIRTUAL TABLE message_search USING fts5(
+                text, part_id UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');
+
+            CREATE TRIGGER message_search_insert AFTER INSERT ON message_parts WHEN NEW.type = 'text' BEGIN
+                INSERT INTO message_search (rowid, text, part_id)
+                VALUES (NEW.rowid, coalesce(json_extract(NEW.content, '$.text'), ''), NEW.id);
+            END;
+            CREATE TRIGGER message_search_update AFTER UPDATE OF content, type ON message_parts BEGIN
+                DELETE FROM message_search WHERE rowid = OLD.rowid;
+                INSERT INTO message_search (rowid, text, part_id)
+                SELECT NEW.rowid, coalesce(json_extract(NEW.content, '$.text'), ''), NEW.id WHERE NEW.type = 'text';
+            END;
+            CREATE TRIGGER message_search_delete AFTER DELETE ON message_parts BEGIN
+                DELETE FROM message_search WHERE rowid = OLD.rowid;
+            END;
+
+            INSERT INTO message_search (rowid, text, part_id)
+            SELECT rowid, coalesce(json_extract(content, '$.text'), ''), id FROM message_parts WHERE type = 'text';
             """)
     }
 }
