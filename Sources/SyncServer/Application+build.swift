@@ -63,7 +63,8 @@ public enum ChatServer {
             router: router,
             server: LiveEndpoint.serverBuilder(users: users, hub: hub),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "chat-server"),
-            services: [client, hub, CommitListener(client: client, hub: hub, logger: logger), chat.replies],
+            services: [client, hub, CommitListener(client: client, hub: hub, logger: logger), chat.replies,
+                       TombstonePruner(client: client, configuration: configuration.retention, logger: logger)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
             logger: logger)
     }
@@ -102,6 +103,13 @@ extension ChatServer {
                 "top_ups_micros": "\(metering.topUpAmountsMicros.map(String.init).joined(separator: ","))",
                 "priced_models": "\(metering.prices.models.count)",
             ])
+        }
+        if let interval = configuration.retention.interval {
+            logger.info("tombstone pruning scheduled", metadata: [
+                "every": "\(interval)", "older_than_days": "\(configuration.retention.olderThanDays)",
+            ])
+        } else {
+            logger.info("tombstone pruning off; run chat-server prune-tombstones yourself")
         }
         try await buildApplication(configuration: configuration, logger: logger, onServerRunning: onServerRunning).runService()
     }

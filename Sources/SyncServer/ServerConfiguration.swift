@@ -18,10 +18,13 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestBytes: Int
     /// Usage metering, balances and x402 top-ups; off by default (docs/METERING.md).
     public var metering: MeteringConfiguration
+    /// Scheduled tombstone pruning inside `serve` (daily, 90 days, by default).
+    public var retention: RetentionConfiguration
 
     public init(host: String = "127.0.0.1", port: Int = 8787, database: DatabaseURL, maxPushBytes: Int = 16 << 20,
                 maxDatabaseConnections: Int = 20, provider: ProviderConfiguration = ProviderConfiguration(model: "llama3.2"),
-                maxRequestBytes: Int = 1 << 20, metering: MeteringConfiguration = .disabled) {
+                maxRequestBytes: Int = 1 << 20, metering: MeteringConfiguration = .disabled,
+                retention: RetentionConfiguration = RetentionConfiguration()) {
         self.host = host
         self.port = port
         self.database = database
@@ -30,6 +33,7 @@ public struct ServerConfiguration: Sendable {
         self.provider = provider
         self.maxRequestBytes = maxRequestBytes
         self.metering = metering
+        self.retention = retention
     }
 }
 

@@ -29,8 +29,11 @@ public final class ServerProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let process = Process()
         process.executableURL = binary
+        // Scheduled pruning is off unless a test asks for it: the test database is shared, and a
+        // server pruning in the background would race the retention tests' own pruning.
+        let pruning = arguments.contains("--prune-interval") ? [] : ["--prune-interval", "off"]
         process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--database-url", databaseURLText(database),
-                             "--log-level", "warning"] + arguments
+                             "--log-level", "warning"] + pruning + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }

@@ -79,6 +79,41 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Default model for REST sessions and replies (default: $CHAT_MODEL or llama3.2).")
     var model: String?
 
+    @Option(help: "Prune tombstones older than this many days (default: $CHAT_RETENTION_DAYS or 90).")
+    var retentionDays: Int?
+
+    @Option(help: "How often to prune tombstones, like 24h, 30m or 90s; off disables it (default: $CHAT_PRUNE_INTERVAL or 24h).")
+    var pruneInterval: String?
+
+    /// The retention settings from the flags and the environment.
+    func retention(environment: [String: String]) throws -> RetentionConfiguration {
+        let daysText = retentionDays.map(String.init) ?? environment["CHAT_RETENTION_DAYS"] ?? "90"
+        guard let days = Int(daysText), days >= 0 else {
+            throw ValidationError("The retention must be a whole number of days, 0 or more (got \(daysText)).")
+        }
+        let intervalText = pruneInterval ?? environment["CHAT_PRUNE_INTERVAL"] ?? "24h"
+        guard let interval = Self.parseInterval(intervalText) else {
+            throw ValidationError("The prune interval must look like 24h, 30m or 90s, or be off (got \(intervalText)).")
+        }
+        return RetentionConfiguration(
+            olderThanDays: days, interval: interval, initialDelay: min(.seconds(60), interval ?? .seconds(60)))
+    }
+
+    /// `24h`, `30m`, `90s`, `7d` → a duration; `off` or `0` → `nil` (disabled); anything else
+    /// → `.none` wrapped as a parse failure.
+    static func parseInterval(_ text: String) -> Duration?? {
+        let text = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if text == "off" || text == "0" { return .some(nil) }
+        guard let unit = text.last, let value = Int(text.dropLast()), value > 0 else { return nil }
+        switch unit {
+        case "s": return .some(.seconds(value))
+        case "m": return .some(.seconds(value * 60))
+        case "h": return .some(.seconds(value * 3600))
+        case "d": return .some(.seconds(value * 86_400))
+        default: return nil
+        }
+    }
+
     func run() async throws {
         try await reportingDatabaseErrors { try await serve() }
     }
@@ -95,7 +130,8 @@ struct Serve: AsyncParsableCommand {
                 baseURL: providerURL ?? environment["CHAT_PROVIDER_URL"] ?? ProviderConfiguration.defaultBaseURL,
                 apiKey: environment["CHAT_PROVIDER_KEY"].flatMap { $0.isEmpty ? nil : $0 },
                 model: model ?? environment["CHAT_MODEL"] ?? "llama3.2"),
-            metering: try meteringOptions.configuration(environment: environment))
+            metering: try meteringOptions.configuration(environment: environment),
+            retention: try retention(environment: environment))
         if migrate {
             _ = try await ChatServer.withDatabase(url, logger: logger) { client in
                 try await PostgresMigrations.migrate(client, logger: logger)

@@ -287,21 +287,27 @@ extension PostgresSyncRepository {
     public func pruneTombstones(olderThanDays days: Int, userID: Int64? = nil) async throws -> Int {
         let logger = logger
         return try await transaction { connection in
-            let rows = try await connection.query("""
-                WITH pruned AS (
-                    DELETE FROM sync_tombstones WHERE deleted_at < now() - make_interval(days => \(Int32(clamping: days)))
-                      AND (\(userID)::int8 IS NULL OR owner_id = \(userID))
-                    RETURNING owner_id, sync_seq),
-                per_user AS (SELECT owner_id, max(sync_seq) AS seq, count(*) AS n FROM pruned GROUP BY owner_id),
-                raised AS (
-                    UPDATE users SET pruned_seq = greatest(users.pruned_seq, per_user.seq)
-                    FROM per_user WHERE users.id = per_user.owner_id RETURNING per_user.n)
-                SELECT coalesce(sum(n), 0)::int8 FROM raised
-                """, logger: logger)
-            var removed: Int64 = 0
-            for try await count in rows.decode(Int64.self) { removed = count }
-            return Int(removed)
+            try await Self.pruneTombstones(on: connection, olderThanDays: Int32(clamping: days), userID: userID, logger: logger)
         }
+    }
+
+    /// The pruning statement, in the caller's transaction (`TombstonePruner` holds an advisory
+    /// lock in the same one).
+    static func pruneTombstones(on connection: PostgresConnection, olderThanDays days: Int32, userID: Int64?, logger: Logger) async throws -> Int {
+        let rows = try await connection.query("""
+            WITH pruned AS (
+                DELETE FROM sync_tombstones WHERE deleted_at < now() - make_interval(days => \(days))
+                  AND (\(userID)::int8 IS NULL OR owner_id = \(userID))
+                RETURNING owner_id, sync_seq),
+            per_user AS (SELECT owner_id, max(sync_seq) AS seq, count(*) AS n FROM pruned GROUP BY owner_id),
+            raised AS (
+                UPDATE users SET pruned_seq = greatest(users.pruned_seq, per_user.seq)
+                FROM per_user WHERE users.id = per_user.owner_id RETURNING per_user.n)
+            SELECT coalesce(sum(n), 0)::int8 FROM raised
+            """, logger: logger)
+        var removed: Int64 = 0
+        for try await count in rows.decode(Int64.self) { removed = count }
+        return Int(removed)
     }
 
     public func snapshot(userID: Int64) async throws -> (cursor: Int64, states: [RowChange]) {
