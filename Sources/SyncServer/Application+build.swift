@@ -14,9 +14,11 @@ public enum ChatServer {
     ) -> Router<AppRequestContext> {
         let router = Router(context: AppRequestContext.self)
         router.addMiddleware {
+            MetricsMiddleware<AppRequestContext>()
             ErrorMiddleware<AppRequestContext>()
             LogRequestsMiddleware(.debug)
         }
+        ServerMetrics.addRoute(to: router)
         router.get("healthz") { _, _ in try json(["status": "ok"]) }
         router.get("readyz") { _, _ in
             guard await health() else { throw APIError.unavailable }
@@ -95,6 +97,7 @@ extension ChatServer {
         configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
         try configuration.metering.validate()
+        ServerMetrics.bootstrap()
         let metering = configuration.metering
         if metering.enabled {
             logger.info("metering on", metadata: [

@@ -55,10 +55,14 @@ final class ServerReplyStore: ReplyStore {
 
     func completeMessage(id: String, usage: Usage, latencyMs: Int64) async throws {
         let onComplete = onComplete
+        let completedModel = Mutex("")
         let result = try await writes.completeMessage(id: id, usage: usage, latencyMs: latencyMs) { tx, model in
-            try await onComplete(tx, id, model, usage)
+            completedModel.withLock { $0 = model }
+            return try await onComplete(tx, id, model, usage)
         }
         charge.withLock { $0 = result }
+        ServerMetrics.reply(status: "complete", model: completedModel.withLock { $0 },
+                            usage: (usage.promptTokens, usage.completionTokens))
     }
 
     func addArtifact(partID: String, _ artifact: ArtifactDraft) async throws {
@@ -67,5 +71,6 @@ final class ServerReplyStore: ReplyStore {
 
     func failMessage(id: String, _ failure: ReplyFailure) async throws {
         try await writes.failMessage(id: id, failure, partID: ChatID.make())
+        ServerMetrics.reply(status: failure.isAborted ? "aborted" : "error", model: "", usage: nil)
     }
 }

@@ -51,6 +51,20 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
+            return try await translatingErrors(request, context: context, next: next)
+        } catch let error as APIError {
+            ServerMetrics.error(status: Int(error.status.code), code: error.code)
+            throw error
+        } catch let error as PaymentRequired {
+            ServerMetrics.error(status: 402, code: "payment_required")
+            throw error
+        }
+    }
+
+    private func translatingErrors(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
             return try await next(request, context)
         } catch let error as APIError {
             throw error

@@ -60,6 +60,8 @@ struct SyncController {
             case .unprocessable(let message): throw APIError.invalid(message)
             }
         }
+        ServerMetrics.pushed(
+            changes: push.changes.count, applied: response.results.filter { $0.outcome != .unchanged }.count, conflicts: response.conflicts)
         context.logger.info("push", metadata: [
             "replica": "\(push.replicaID)", "changes": "\(push.changes.count)",
             "applied": "\(response.results.filter { $0.outcome != .unchanged }.count)", "conflicts": "\(response.conflicts)",
@@ -83,6 +85,7 @@ struct SyncController {
         }
         do {
             let page = try await repository.pull(userID: user.id, cursor: cursor, limit: Int(limit))
+            ServerMetrics.pulled(rows: page.changes.count)
             return try json(page)
         } catch PullRejection.cursorExpired {
             throw APIError(.gone, code: "cursor_expired",

@@ -79,12 +79,15 @@ public actor LiveHub: Service {
         let id = UUID()
         users[userID, default: UserChannels(announced: current, told: current, sentUpTo: current)].connections[id] =
             Connection(continuation: continuation, wantsChanges: wantsChanges)
+        ServerMetrics.liveConnected()
         continuation.yield(Self.poke(current))
         return (id, stream)
     }
 
     public func unsubscribe(userID: Int64, id: UUID) {
-        users[userID]?.connections[id]?.continuation.finish()
+        guard let connection = users[userID]?.connections[id] else { return }
+        ServerMetrics.liveDisconnected()
+        connection.continuation.finish()
         users[userID]?.connections[id] = nil
         if users[userID]?.connections.isEmpty == true { users[userID] = nil }
     }
