@@ -130,11 +130,12 @@ public enum Binaries {
 
     /// Runs a built executable to completion with extra environment variables (off the
     /// cooperative pool, since it blocks).
-    public static func run(_ name: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Output {
-        try await offPool { try runBlocking(name, arguments, environment: environment) }
+    /// `input`, when given, is written to the child's standard input (a pipe, not a terminal).
+    public static func run(_ name: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil) async throws -> Output {
+        try await offPool { try runBlocking(name, arguments, environment: environment, input: input) }
     }
 
-    static func runBlocking(_ name: String, _ arguments: [String], environment: [String: String]) throws -> Output {
+    static func runBlocking(_ name: String, _ arguments: [String], environment: [String: String], input: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = try path(name)
         process.arguments = arguments
@@ -143,8 +144,13 @@ public enum Binaries {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
         let group = DispatchGroup()
         nonisolated(unsafe) var errData = Data()

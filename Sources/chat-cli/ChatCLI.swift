@@ -16,7 +16,7 @@ struct ChatCLI: AsyncParsableCommand {
             the server when one is configured.
             """,
         subcommands: [
-            Configure.self, New.self, List.self, Chat.self, Send.self, Show.self, Rename.self, Archive.self, Delete.self,
+            Configure.self, Login.self, New.self, List.self, Chat.self, Send.self, Show.self, Rename.self, Archive.self, Delete.self,
             Search.self, Export.self, Import.self, Sync.self, Status.self, Conflicts.self, Doctor.self,
         ])
 }
@@ -82,7 +82,7 @@ func handled(_ body: () async throws -> Void) async throws {
 }
 
 func fail(_ sentence: String) -> Never {
-    FileHandle.standardError.write(Data("error: \(sentence)\n".utf8))
+    FileHandle.standardError.write(Data("\(Terminal.errorPrefix) \(sentence)\n".utf8))
     exit(1)
 }
 

@@ -30,8 +30,8 @@ struct Search: AsyncParsableCommand {
             if json { return try printJSON(hits) }
             if hits.isEmpty { print("No messages match \(text)."); return }
             for hit in hits {
-                print("\(hit.sessionID)  \(formatTime(hit.createdAt))  [\(hit.role.rawValue)] \(hit.sessionTitle ?? "(untitled)")")
-                print("    \(hit.snippet.replacingOccurrences(of: "\n", with: " "))")
+                print("\(hit.sessionID)  \(formatTime(hit.createdAt))  [\(hit.role.rawValue)] \(Terminal.bold(hit.sessionTitle ?? "(untitled)"))")
+                print("    \(Terminal.highlight(hit.snippet.replacingOccurrences(of: "\n", with: " ")))")
             }
         }
     }

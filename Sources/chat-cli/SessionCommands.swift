@@ -13,12 +13,14 @@ struct New: AsyncParsableCommand {
     @Option(help: "The provider name.") var provider = "ollama"
     @Option(help: "The model name.") var model = "llama3.2"
     @Option(help: "The project path (default: the current directory).") var project: String?
+    @Flag(help: "Print the new session as JSON instead of its id.") var json = false
 
     func run() async throws {
         try await handled {
             let session = try store.open().createSession(
                 title: title, agent: agent, provider: provider, model: model,
                 projectPath: project ?? FileManager.default.currentDirectoryPath)
+            if json { return try printJSON(session) }
             print(session.id)
         }
     }
@@ -51,12 +53,14 @@ struct Send: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @Argument(help: "The session id (or a unique prefix).") var session: String
     @Argument(help: "The message text.") var text: String
+    @Flag(help: "Print the new message as JSON instead of its id.") var json = false
 
     func run() async throws {
         try await handled {
             let store = try store.open()
             let target = try resolveSession(session, in: store)
             let message = try store.appendUserMessage(sessionID: target.id, text: text)
+            if json { return try printJSON(message) }
             print(message.id)
         }
     }

@@ -11,6 +11,7 @@ struct Configure: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "The server, for example http://127.0.0.1:8787.") var server: String
     @Option(help: "The token `chat-server create-user` printed.") var token: String
+    @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
         guard let url = URL(string: server), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
@@ -24,6 +25,7 @@ struct Configure: AsyncParsableCommand {
     func run() async throws {
         try await handled {
             try store.open().setServerConfiguration(.init(url: server, token: token))
+            if json { return try printJSON(["server": server]) }
             print("This replica now syncs with \(server); run `chat-cli sync`.")
         }
     }
@@ -50,6 +52,24 @@ struct Sync: AsyncParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @Flag(help: "Stay connected and sync live until interrupted.") var watch = false
+    @Option(help: "Without --watch: retry a lost connection or a server error this many times, with the same backoff as --watch, before giving up.")
+    var retries = 4
+    @Flag(help: "Print the result as JSON (without --watch).") var json = false
+
+    func validate() throws {
+        guard retries >= 0, retries <= 20 else { throw ArgumentParser.ValidationError("--retries must be between 0 and 20.") }
+        if json, watch { throw ArgumentParser.ValidationError("--json prints one result; it cannot be combined with --watch.") }
+    }
+
+    struct Result: Encodable {
+        var server: String
+        var pushed: Int
+        var pulled: Int
+        var applied: Int
+        var conflicts: Int
+        var cursor: Int64
+        var attempts: Int
+    }
 
     func run() async throws {
         try await handled {
@@ -76,11 +96,47 @@ struct Sync: AsyncParsableCommand {
                 try await driver.run()
                 return
             }
-            let synchronizer = Synchronizer(storage: store, transport: HTTPSyncTransport(baseURL: server.url, token: server.token))
-            let report = try await synchronizer.syncOnce(nowMillis: ChatStore.systemNow)
+            let bar: SyncProgress? = json ? nil : SyncProgress()
+            var synchronizer = Synchronizer(storage: store, transport: HTTPSyncTransport(baseURL: server.url, token: server.token))
+            if let bar { synchronizer.progress = { @Sendable progress in bar.update(progress) } }
+            let (report, attempts) = try await syncRetrying(synchronizer, progress: bar)
+            bar?.finish()
+            if json {
+                return try printJSON(Result(
+                    server: server.url, pushed: report.pushed, pulled: report.pulled, applied: report.applied,
+                    conflicts: report.pushConflicts, cursor: report.cursor, attempts: attempts))
+            }
             var line = "Synced with \(server.url): pushed \(report.pushed) changes, pulled \(report.pulled) (\(report.applied) applied)"
             if report.pushConflicts > 0 { line += ", \(report.pushConflicts) conflicts recorded (see `chat-cli conflicts`)" }
             print(line + ".")
+        }
+    }
+
+    /// One sync round, run again after a lost connection or a server error (5xx) with the live
+    /// loop's backoff, at most `retries` more times. A round is safe to repeat: pushes merge
+    /// idempotently and pulls resume from the stored cursor. A refusal (4xx) is not retried.
+    func syncRetrying(
+        _ synchronizer: Synchronizer<ChatStore, HTTPSyncTransport>, progress: SyncProgress?
+    ) async throws -> (Synchronizer<ChatStore, HTTPSyncTransport>.Report, Int) {
+        let backoff = SyncLoop.Backoff()
+        var failures = 0
+        while true {
+            do {
+                return (try await synchronizer.syncOnce(nowMillis: ChatStore.systemNow), failures + 1)
+            } catch let error as SyncError {
+                switch error {
+                case .unreachable, .server: break
+                case .unauthorized, .rejected: throw error
+                }
+                failures += 1
+                progress?.finish()
+                guard failures <= retries else { throw error }
+                let delay = backoff.delay(failures: failures, random: Double.random(in: 0..<1))
+                let reason = if case .unreachable = error { "cannot reach the server" } else { "the server failed" }
+                FileHandle.standardError.write(Data(String(
+                    format: "%@; retrying in %.1f s (attempt %d of %d)\n", reason, Double(delay) / 1000, failures + 1, retries + 1).utf8))
+                try await Task.sleep(for: .milliseconds(delay))
+            }
         }
     }
 }

@@ -64,10 +64,18 @@ struct CLITests {
         #expect(try await cli(["configure", "--server", "http://127.0.0.1:9", "--token", "cst_x"]).status == 0)
         let session = try await cli(["new", "Offline notes"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try await cli(["send", session, "written on a plane"]).status == 0)
+        // One-shot sync retries a lost connection 4 times with backoff, saying so, then gives up
+        // with one sentence.
         let sync = try await cli(["sync"])
         #expect(sync.status == 1)
-        #expect(sync.stderr.split(separator: "\n").count == 1)
-        #expect(sync.stderr.contains("Cannot reach the server"))
+        let lines = sync.stderr.split(separator: "\n")
+        #expect(lines.count == 5)
+        #expect(lines.dropLast().allSatisfy { $0.hasPrefix("cannot reach the server; retrying in ") })
+        #expect(lines.last?.hasPrefix("error: Cannot reach the server") == true)
+        let once = try await cli(["sync", "--retries", "0"])
+        #expect(once.status == 1)
+        #expect(once.stderr.split(separator: "\n").count == 1)
+        #expect(once.stderr.contains("Cannot reach the server"))
         #expect(try await cli(["status"]).stdout.contains("Pending changes:  3"))
         #expect(try await cli(["show", session]).stdout.contains("written on a plane"))
 

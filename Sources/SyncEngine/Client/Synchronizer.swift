@@ -1,3 +1,15 @@
+/// How far a sync round has come (`Synchronizer.progress`).
+public struct SyncRoundProgress: Sendable, Equatable {
+    public enum Phase: String, Sendable { case push, pull }
+    public var phase: Phase
+    /// Changes pushed so far, and how many were pending when the round began.
+    public var pushed: Int
+    public var pushTotal: Int
+    /// Rows pulled so far; `more` while the server says more follow.
+    public var pulled: Int
+    public var more: Bool
+}
+
 /// One sync round for a replica: push every pending change, then pull until caught up.
 ///
 /// Each step is its own short storage transaction around one network call, so a crash or a
@@ -14,16 +26,22 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
     /// after the other, each with its cursor; a prefetched page whose predecessor failed to
     /// apply is dropped (pulls are read-only). Deterministic simulations turn it off.
     public var prefetchPages: Bool
+    /// Called after every pushed batch and every applied page (a progress bar's feed).
+    public var progress: (@Sendable (Progress) -> Void)?
 
     public init(
-        storage: Storage, transport: Transport, pushBatchSize: Int = 500, pullPageSize: Int = 500, prefetchPages: Bool = true
+        storage: Storage, transport: Transport, pushBatchSize: Int = 500, pullPageSize: Int = 500, prefetchPages: Bool = true,
+        progress: (@Sendable (Progress) -> Void)? = nil
     ) {
         self.storage = storage
         self.transport = transport
         self.pushBatchSize = pushBatchSize
         self.pullPageSize = pullPageSize
         self.prefetchPages = prefetchPages
+        self.progress = progress
     }
+
+    public typealias Progress = SyncRoundProgress
 
     public struct Report: Sendable, Equatable {
         public var pushed = 0
@@ -65,6 +83,7 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
             report.pushed += batch.changes.count
             report.pushConflicts += response.conflicts
             rounds += 1
+            progress?(Progress(phase: .push, pushed: report.pushed, pushTotal: max(pending, report.pushed), pulled: 0, more: true))
         }
         return report
     }
@@ -116,6 +135,7 @@ public struct Synchronizer<Storage: SyncStorage, Transport: SyncTransport>: Send
             report.pulled += page.changes.count
             report.applied += applied
             cursor = page.cursor
+            progress?(Progress(phase: .pull, pushed: 0, pushTotal: 0, pulled: report.pulled, more: page.hasMore))
             if !page.hasMore { break }
         }
         report.cursor = cursor
