@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "ChatModel", targets: ["ChatModel"]),
         .library(name: "LocalStore", targets: ["LocalStore"]),
         .library(name: "SyncServer", targets: ["SyncServer"]),
+        .library(name: "ChatClient", targets: ["ChatClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -75,6 +76,11 @@ let package = Package(
             dependencies: ["ChatModel", "ChatProvider", "SyncEngine", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // A typed client for the REST chat API (docs/openapi.json), for thin clients and tools.
+        .target(
+            name: "ChatClient",
+            dependencies: ["SyncEngine", "ChatProvider", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: swiftSettings),
         // The sync server: canonical Postgres store, auth, sync endpoints.
         .target(
             name: "SyncServer",
@@ -105,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "chat-cli",
             dependencies: [
-                "SyncEngine", "ChatModel", "LocalStore", "HTTPTransport", "ChatAgent", "ChatProvider",
+                "SyncEngine", "ChatModel", "LocalStore", "HTTPTransport", "ChatAgent", "ChatProvider", "ChatClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -163,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "TestSupport", "ChatModel", "LocalStore", "HTTPTransport", "SyncServer",
+                "TestSupport", "ChatModel", "LocalStore", "HTTPTransport", "SyncServer", "ChatClient",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings

@@ -17,7 +17,7 @@ struct ChatCLI: AsyncParsableCommand {
             """,
         subcommands: [
             Configure.self, Login.self, New.self, List.self, Chat.self, Send.self, Show.self, Rename.self, Archive.self, Delete.self,
-            Search.self, Export.self, Import.self, Sync.self, Status.self, Conflicts.self, Doctor.self,
+            Search.self, Export.self, Import.self, Sync.self, Status.self, Conflicts.self, Doctor.self, Billing.self,
         ])
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChatClient
 import Foundation
 import HTTPTransport
 import LocalStore
@@ -43,15 +44,15 @@ struct Login: AsyncParsableCommand {
             }
             let me: WhoAmI
             do {
-                me = try await HTTPSyncTransport(baseURL: server, token: token, timeout: .seconds(10)).whoAmI()
-            } catch let error as SyncError {
+                me = try await ChatClient(baseURL: server, token: token, retry: RetryPolicy(maxAttempts: 2), timeout: .seconds(10)).me()
+            } catch let error as ChatClientError {
                 switch error {
                 case .unauthorized:
                     throw CLIError("The server refused that token; nothing was stored. Check it, or issue a new one with `chat-server create-token`.")
                 case .unreachable:
                     throw CLIError("Cannot reach \(server); nothing was stored. Check the URL, or store it unchecked with `chat-cli configure`.")
                 default:
-                    throw error
+                    throw CLIError("\(server) answered \(error); nothing was stored. Is it a chat-server?")
                 }
             }
             try store.open().setServerConfiguration(.init(url: server, token: token))

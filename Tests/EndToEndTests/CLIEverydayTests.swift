@@ -32,6 +32,10 @@ struct CLIEverydayTests {
             #expect(result?["user"] as? String == user.name)
             #expect(!signedIn.stdout.contains(token) && !signedIn.stderr.contains(token))
             #expect(try await cli(["sync", "--retries", "0"]).status == 0)
+            // billing talks REST through ChatClient.
+            let billing = try await cli(["billing"])
+            #expect(billing.status == 0)
+            #expect(billing.stdout == "Metering is off on \(server.baseURL): replies are not charged.\n")
         }
     }
 
