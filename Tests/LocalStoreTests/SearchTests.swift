@@ -21,12 +21,17 @@ struct SearchTests {
             #expect(try store.search("BERGEN june").map(\.messageID) == ["m1"])
             #expect(try store.search("oslo").isEmpty)
 
-            // A streamed reply: the part is rewritten as it grows; only its latest text matches.
+            // A streamed reply: the part is rewritten as it grows. Rewrites while it streams are
+            // not indexed (its first text is); the final one, which completes the part, is.
             try store.startAssistantMessage(sessionID: "s1", id: "m2")
             try store.addPart(messageID: "m2", type: .text, content: ["text": "Take the"], id: "m2-p")
             try store.updatePart(id: "m2-p", content: ["text": "Take the night train from Oslo"])
+            #expect(try store.search("take").map(\.partID) == ["m2-p"])
+            #expect(try store.search("oslo").isEmpty)
+            try store.updatePart(id: "m2-p", content: ["text": "Take the night train from Oslo"], completedAt: clock.now)
             #expect(try store.search("oslo").map(\.partID) == ["m2-p"])
-            try store.updatePart(id: "m2-p", content: ["text": "Fly to Flesland instead"])
+            // A completed part rewritten again (a pulled correction) is re-indexed.
+            try store.updatePart(id: "m2-p", content: ["text": "Fly to Flesland instead"], completedAt: clock.now)
             #expect(try store.search("oslo").isEmpty)
             #expect(try store.search("flesland").map(\.partID) == ["m2-p"])
             let hit = try #require(try store.search("flesland").first)
