@@ -98,6 +98,8 @@ let package = Package(
                 // The x402 facilitator client (metering top-ups).
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            // The web client, served by chat-server itself.
+            resources: [.copy("Web")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -67,6 +67,8 @@ token=$(<"$TOKEN_FILE")
 cat <<INFO
 
 Server: http://127.0.0.1:$PORT
+Web client: http://127.0.0.1:$PORT/  (sign in with the token below)
+Token: $token
 In another terminal:
   $CLI configure --server http://127.0.0.1:$PORT --token $token
   $CLI new "My first session"

@@ -10,6 +10,8 @@
 #   libpq-dev             PostgreSQL client library headers
 #   libcurl4-openssl-dev  libcurl headers (Foundation networking)
 #   postgresql            PostgreSQL server binaries (initdb, pg_ctl, ...)
+#   chromium, chromium-driver, python3-selenium
+#                         the browser tests of the web client (scripts/test.sh)
 #   swift                 the Swift toolchain (not installable from apt)
 set -euo pipefail
 
@@ -30,7 +32,7 @@ postgres_server_present() {
 
 missing=()
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
-    for pkg in libsqlite3-dev libpq-dev libcurl4-openssl-dev; do
+    for pkg in libsqlite3-dev libpq-dev libcurl4-openssl-dev chromium chromium-driver python3-selenium; do
         package_installed "$pkg" || missing+=("$pkg")
     done
     postgres_server_present || missing+=(postgresql)

@@ -46,4 +46,14 @@ start=$SECONDS
 test_status=0
 swift test --skip-build --disable-xctest "$@" || test_status=$?
 echo "test.sh: tests took $((SECONDS - start))s (exit $test_status)"
-exit "$test_status"
+
+# The web client in headless Chromium, against the chat-server just built (skipped when
+# extra arguments narrowed the Swift run, e.g. --filter).
+web_status=0
+if (($# == 0)); then
+    start=$SECONDS
+    BIN_DIR=$(swift build --show-bin-path) /usr/bin/python3 Tests/web/test_web.py || web_status=$?
+    echo "test.sh: browser tests took $((SECONDS - start))s (exit $web_status)"
+fi
+((test_status != 0)) && exit "$test_status"
+exit "$web_status"

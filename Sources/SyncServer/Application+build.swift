@@ -19,6 +19,7 @@ public enum ChatServer {
             LogRequestsMiddleware(.debug)
         }
         ServerMetrics.addRoute(to: router)
+        WebClient.addRoutes(to: router)
         router.get("healthz") { _, _ in try json(["status": "ok"]) }
         router.get("readyz") { _, _ in
             guard await health() else { throw APIError.unavailable }

@@ -16,14 +16,15 @@ enum LiveEndpoint {
     static func serverBuilder(users: UserRepository, hub: LiveHub) -> HTTPServerBuilder {
         .http1WebSocketUpgrade { request, _, logger in
             let target = request.path?.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false) ?? []
-            guard target.first.map(String.init) == path,
-                  let header = request.headerFields[.authorization], header.hasPrefix("Bearer "),
-                  let user = try await users.authenticate(
-                      token: String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+            guard target.first.map(String.init) == path, let (token, viaSubprotocol) = Self.token(request.headerFields),
+                  let user = try await users.authenticate(token: token)
             else { return .dontUpgrade }
             let wantsChanges = target.count == 2 && target[1].split(separator: "&").contains("changes=1")
             let current = try await users.serverCursor(userID: user.id)
-            return .upgrade([:]) { inbound, outbound, _ in
+            // A browser that sent its token as a subprotocol must get one of its subprotocols back.
+            var headers = HTTPFields()
+            if viaSubprotocol { headers[.secWebSocketProtocol] = subprotocol }
+            return .upgrade(headers) { inbound, outbound, _ in
                 let (id, messages) = await hub.subscribe(userID: user.id, current: current, wantsChanges: wantsChanges)
                 logger.debug("live channel opened", metadata: ["user": "\(user.id)"])
                 await withTaskGroup(of: Void.self) { group in
@@ -42,6 +43,23 @@ enum LiveEndpoint {
                 await hub.unsubscribe(userID: user.id, id: id)
             }
         }
+    }
+
+    /// The subprotocol a browser offers beside `chat-store.bearer.<token>`: browsers cannot set
+    /// an `Authorization` header on a WebSocket.
+    static let subprotocol = "chat-store"
+    static let bearerPrefix = "chat-store.bearer."
+
+    /// The token of an upgrade request: `Authorization: Bearer …`, or the `chat-store.bearer.…`
+    /// subprotocol (then `true`).
+    static func token(_ headers: HTTPFields) -> (String, Bool)? {
+        if let header = headers[.authorization], header.hasPrefix("Bearer ") {
+            return (String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces), false)
+        }
+        let offered = headers[values: .secWebSocketProtocol].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard offered.contains(subprotocol), let bearer = offered.first(where: { $0.hasPrefix(bearerPrefix) }) else { return nil }
+        return (String(bearer.dropFirst(bearerPrefix.count)), true)
     }
 
     /// The plain-HTTP side of the route: reached when the request is not a WebSocket upgrade.
