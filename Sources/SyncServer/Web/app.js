@@ -3,7 +3,8 @@
 // All text goes into the page with textContent: nothing the server returns is parsed as HTML.
 
 const $ = (id) => document.getElementById(id);
-const state = { token: null, sessions: [], current: null, streaming: false, live: null, liveRetry: 500, refreshTimer: null };
+const state = { token: null, sessions: [], current: null, streaming: false, live: null, liveRetry: 500, refreshTimer: null,
+                unsent: new Map(), generation: 0 }; // session id → bubbles of messages that failed to send, kept across re-renders
 
 // MARK: API
 
@@ -91,8 +92,12 @@ function renderSessions() {
 }
 
 async function openSession(id) {
-  showThreadError(null);
+  // A newer render (another open, or a send that started meanwhile) wins: this one stops
+  // after any await at which it finds itself superseded, so it never wipes a streaming reply.
+  const generation = ++state.generation;
   const detail = await api("GET", `/v1/sessions/${encodeURIComponent(id)}?limit=100`);
+  if (generation !== state.generation) return;
+  showThreadError(null);
   state.current = detail;
   $("thread-title").textContent = detail.title || "Untitled";
   $("thread-actions").hidden = false;
@@ -107,9 +112,11 @@ async function openSession(id) {
   while (cursor && state.current?.id === id) {
     const page = await api("GET", `/v1/sessions/${encodeURIComponent(id)}/messages?limit=100&cursor=${encodeURIComponent(cursor)}`);
     await new Promise(requestAnimationFrame);
+    if (generation !== state.generation) return;
     box.append(...page.items.map(renderMessage));
     cursor = page.nextCursor;
   }
+  box.append(...(state.unsent.get(id) ?? []));
   box.scrollTop = box.scrollHeight;
   $("composer-input").focus();
 }
@@ -224,6 +231,7 @@ function textBlock(className, text) {
 // MARK: Sending, with the reply streamed in
 
 async function send(content) {
+  state.generation += 1; // a render still in flight must not replace what follows
   const session = state.current;
   const box = $("messages");
   const mine = renderMessage({ role: "user", status: "sending", parts: [{ type: "text", content: { text: content } }] });
@@ -247,6 +255,7 @@ async function send(content) {
                          data?.error?.message ?? (typeof data?.error === "string" ? data.error : response.statusText), data);
     }
     mine.querySelector(".role span:last-child").textContent = "sent";
+    state.unsent.delete(session.id);
     let final = null;
     for await (const event of serverSentEvents(response)) {
       if (event.name === "delta" && event.data.type === "text") {
@@ -263,6 +272,7 @@ async function send(content) {
     reply.remove();
     mine.classList.add("failed");
     mine.querySelector(".role span:last-child").textContent = "not sent";
+    state.unsent.set(session.id, [...(state.unsent.get(session.id) ?? []), mine]);
     handleSendError(error, content);
   } finally {
     text.classList.remove("typing");
